@@ -61,3 +61,6 @@ export const DEFAULT_BATCH_MAX_OPS = 2000
 export const DEFAULT_BATCH_MAX_WAIT = 2 * millisecond
 
 export const DEFAULT_MAILBOX_SIZE = 256
+
+/** Query parameters that only track the visitor; removed during normalization unless configured otherwise. */
+export const DEFAULT_TRACKING_PARAMS = ['utm_*', 'fbclid', 'gclid', 'dclid', 'msclkid', 'mc_cid', 'mc_eid', '_ga', 'yclid', 'igshid']

@@ -3,7 +3,6 @@
  * `retryable` says whether the fetcher may try again.
  */
 export class ShoalError extends Error {
-  static readonly name: string = 'ShoalError'
   readonly retryable: boolean
   constructor (message: string, options?: { cause?: unknown, retryable?: boolean }) {
     super(message, { cause: options?.cause })

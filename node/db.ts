@@ -1,0 +1,154 @@
+import { Level } from 'level'
+import { Packr } from 'msgpackr'
+import type { Clock } from './types.js'
+import { systemClock } from './types.js'
+import * as C from './constants.js'
+
+/**
+ * One LevelDB per peer, one sublevel per concern. Values are msgpackr-encoded; a missing key reads
+ * as `undefined` (abstract-level v2). Every write on the hot path goes through the `WriteBatcher`,
+ * which groups the operations of many concurrent callers into one LevelDB batch (group commit):
+ * batched writes run ~10× faster than single awaited puts.
+ */
+const packr = new Packr({ useRecords: false, moreTypes: false })
+
+export const msgpackEncoding = {
+  name: 'msgpackr',
+  format: 'buffer' as const,
+  encode: (v: unknown): Buffer => packr.pack(v),
+  decode: (b: Buffer): any => packr.unpack(b),
+  createViewTranscoder: undefined,
+  createBufferTranscoder: undefined
+}
+
+export const SUBLEVELS = ['meta', 'frontier', 'seen', 'hosts', 'robots', 'blocks', 'state'] as const
+export type SublevelName = typeof SUBLEVELS[number]
+
+/** A sublevel has the API of a Level (get, getMany, iterators); typed as one for string keys, any values. */
+type Sub = Level<string, any>
+
+export interface BatchOp {
+  type: 'put' | 'del'
+  sublevel: SublevelName
+  key: string
+  value?: unknown
+}
+
+export interface StoreInit {
+  clock?: Clock
+  batchMaxOps?: number
+  batchMaxWait?: number
+}
+
+export class Store {
+  readonly db: Level<string, any>
+  readonly subs: Record<SublevelName, Sub>
+  private readonly batcher: WriteBatcher
+
+  constructor (dir: string, init: StoreInit = {}) {
+    this.db = new Level<string, any>(dir, { keyEncoding: 'utf8', valueEncoding: msgpackEncoding as any })
+    const subs: Partial<Record<SublevelName, Sub>> = {}
+    for (const name of SUBLEVELS) {
+      subs[name] = this.db.sublevel<string, any>(name, {
+        keyEncoding: 'utf8',
+        valueEncoding: name === 'blocks' ? 'buffer' : msgpackEncoding as any
+      }) as unknown as Sub
+    }
+    this.subs = subs as Record<SublevelName, Sub>
+    this.batcher = new WriteBatcher(this, init)
+  }
+
+  async open (): Promise<void> {
+    await this.db.open()
+  }
+
+  async close (): Promise<void> {
+    await this.batcher.flush()
+    await this.db.close()
+  }
+
+  async get<T = any>(sublevel: SublevelName, key: string): Promise<T | undefined> {
+    return await this.subs[sublevel].get(key) as T | undefined
+  }
+
+  async getMany<T = any>(sublevel: SublevelName, keys: string[]): Promise<Array<T | undefined>> {
+    return await this.subs[sublevel].getMany(keys) as Array<T | undefined>
+  }
+
+  /** Write operations atomically, grouped with other callers' operations; resolves once written. */
+  async write (ops: BatchOp[]): Promise<void> {
+    if (ops.length === 0) return
+    await this.batcher.add(ops)
+  }
+
+  /** Write now, as one batch of its own. */
+  async writeNow (ops: BatchOp[]): Promise<void> {
+    await this.db.batch(ops.map(op => op.type === 'put'
+      ? { type: 'put' as const, sublevel: this.subs[op.sublevel] as any, key: op.key, value: op.value }
+      : { type: 'del' as const, sublevel: this.subs[op.sublevel] as any, key: op.key }))
+  }
+
+  async flush (): Promise<void> {
+    await this.batcher.flush()
+  }
+}
+
+/**
+ * Group commit: operations from many callers go into one LevelDB batch, written after `maxOps`
+ * operations or `maxWait` ms. Batches are written one at a time, in the order they were filled,
+ * so a later write never lands before an earlier one.
+ */
+export class WriteBatcher {
+  private pending: BatchOp[] = []
+  private waiters: Array<{ resolve: () => void, reject: (err: Error) => void }> = []
+  private timer: unknown
+  private writing: Promise<void> = Promise.resolve()
+  private readonly maxOps: number
+  private readonly maxWait: number
+  private readonly clock: Clock
+
+  constructor (private readonly store: Store, init: StoreInit) {
+    this.maxOps = init.batchMaxOps ?? C.DEFAULT_BATCH_MAX_OPS
+    this.maxWait = init.batchMaxWait ?? C.DEFAULT_BATCH_MAX_WAIT
+    this.clock = init.clock ?? systemClock
+  }
+
+  async add (ops: BatchOp[]): Promise<void> {
+    for (const op of ops) this.pending.push(op)
+    const done = new Promise<void>((resolve, reject) => { this.waiters.push({ resolve, reject }) })
+    if (this.pending.length >= this.maxOps) {
+      void this.cut()
+    } else if (this.timer == null) {
+      this.timer = this.clock.setTimeout(() => { void this.cut() }, this.maxWait)
+    }
+    await done
+  }
+
+  async flush (): Promise<void> {
+    await this.cut()
+  }
+
+  private async cut (): Promise<void> {
+    if (this.timer != null) {
+      this.clock.clearTimeout(this.timer)
+      this.timer = undefined
+    }
+    const ops = this.pending
+    const waiters = this.waiters
+    this.pending = []
+    this.waiters = []
+    const previous = this.writing
+    const write = (async () => {
+      await previous.catch(() => {})
+      if (ops.length === 0) return
+      await this.store.writeNow(ops)
+    })()
+    this.writing = write
+    try {
+      await write
+      for (const w of waiters) w.resolve()
+    } catch (err: any) {
+      for (const w of waiters) w.reject(err)
+    }
+  }
+}

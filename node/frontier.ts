@@ -1,0 +1,528 @@
+import debug from 'debug'
+import type { BatchOp, Store } from './db.js'
+import { MinHeap } from './heap.js'
+import { hostKeyFast, originFast } from './router.js'
+import type { RobotsRules } from './robots-txt.js'
+import { SeenSet } from './seen.js'
+import type { Clock, Link, RecordStatus } from './types.js'
+import { systemClock } from './types.js'
+import * as C from './constants.js'
+
+const log = debug('shoal:frontier')
+
+/** What the frontier keeps on disk for one queued URL. */
+export interface FrontierEntry {
+  url: string
+  depth: number
+  referrer?: string
+  redirects?: number
+}
+
+/** A URL handed to the fetcher (or, `kind: 'robots'`, a host whose robots.txt must be fetched first). */
+export interface Lease {
+  kind: 'page' | 'robots'
+  host: string
+  /** scheme://host[:port] of the host. */
+  origin: string
+  key: string
+  entry: FrontierEntry
+  attempts: number
+}
+
+/** Robots rules as the frontier needs them: what is in memory now, and what the disk holds. */
+export interface RobotsSource {
+  cached(host: string): RobotsRules | undefined
+  load(host: string, origin: string): Promise<RobotsRules | undefined>
+}
+
+export interface FrontierInit {
+  clock?: Clock
+  /** @default 1000 */
+  delay?: number
+  /** @default 1 */
+  hostConcurrency?: number
+  ignoreCrawlDelay?: boolean
+  maxCrawlDelay?: number
+  maxDepth?: number
+  maxPagesPerHost?: number
+  maxPages?: number
+  /** Re-admit a URL met again this long after its fetch. @default Infinity */
+  recrawlAfter?: number
+  hostBuffer?: number
+  seenFilterBits?: number
+  seenCacheSize?: number
+}
+
+export interface FrontierComponents {
+  store: Store
+  /** Absent: robots.txt is not obeyed. */
+  robots?: RobotsSource
+}
+
+/** Totals kept on disk, so a resumed crawl reports the whole crawl. */
+export interface FrontierCounters {
+  admitted: number
+  done: number
+  byStatus: Partial<Record<RecordStatus, number>>
+  dropped: Record<string, number>
+}
+
+interface Slot { key: string, entry: FrontierEntry, attempts: number }
+
+interface HostState {
+  host: string
+  origin: string
+  /** Entries of this host on disk: buffered, leased and not yet loaded. */
+  queued: number
+  /** Entries on disk after `loadedKey`, not yet in memory. */
+  unloaded: number
+  loadedKey: string
+  buffer: Slot[]
+  inflight: number
+  nextAt: number
+  admitted: number
+  robots: 'unknown' | 'loading' | 'need-fetch' | 'fetching' | 'ready'
+  rules?: RobotsRules
+  delay: number
+  inHeap: boolean
+  refilling: boolean
+}
+
+const SEP = '\x00'
+const seqKey = (host: string, seq: number): string => host + SEP + seq.toString(36).padStart(11, '0')
+
+/**
+ * The queue shard of the hosts this peer owns. On disk: one FIFO per host (`frontier` sublevel,
+ * key host␀seq), per-host totals (`hosts`), the seen set (`seen`). In memory: a few URLs per host
+ * ahead of the fetcher, and a min-heap of hosts by the time they may next be fetched, so picking
+ * the next URL costs O(log hosts), never a scan. Politeness (delay, connections per host,
+ * Crawl-delay, Retry-After) is enforced here, in one place, because all URLs of a host live here.
+ *
+ * A URL's entry leaves the disk only when its page is done (record written, its links admitted by
+ * their owners) — a crash re-fetches at most what was in flight.
+ */
+export class Frontier {
+  readonly seen: SeenSet
+  private readonly store: Store
+  private readonly robots?: RobotsSource
+  private readonly clock: Clock
+  private readonly delay: number
+  private readonly hostConcurrency: number
+  private readonly ignoreCrawlDelay: boolean
+  private readonly maxCrawlDelay: number
+  private readonly maxDepth: number
+  private readonly maxPagesPerHost: number
+  private readonly maxPages: number
+  private readonly recrawlAfter: number
+  private readonly hostBuffer: number
+
+  private readonly hosts = new Map<string, HostState>()
+  private readonly heap = new MinHeap<HostState>()
+  private takers: Array<(lease: Lease | undefined) => void> = []
+  private timer: unknown
+  private timerAt = Infinity
+  private seq = 0
+  private queuedTotal = 0
+  private addsInFlight = 0
+  private leased = 0
+  private idleWaiters: Array<() => void> = []
+  private stopped = false
+  readonly counters: FrontierCounters = { admitted: 0, done: 0, byStatus: {}, dropped: {} }
+
+  constructor (components: FrontierComponents, init: FrontierInit = {}) {
+    this.store = components.store
+    this.robots = components.robots
+    this.clock = init.clock ?? systemClock
+    this.delay = init.delay ?? C.DEFAULT_DELAY
+    this.hostConcurrency = init.hostConcurrency ?? C.DEFAULT_HOST_CONCURRENCY
+    this.ignoreCrawlDelay = init.ignoreCrawlDelay ?? false
+    this.maxCrawlDelay = init.maxCrawlDelay ?? C.MAX_CRAWL_DELAY
+    this.maxDepth = init.maxDepth ?? C.DEFAULT_MAX_DEPTH
+    this.maxPagesPerHost = init.maxPagesPerHost ?? C.DEFAULT_MAX_PAGES_PER_HOST
+    this.maxPages = init.maxPages ?? Infinity
+    this.recrawlAfter = init.recrawlAfter ?? Infinity
+    this.hostBuffer = init.hostBuffer ?? C.DEFAULT_HOST_BUFFER
+    this.seen = new SeenSet(this.store, { filterBits: init.seenFilterBits, cacheSize: init.seenCacheSize })
+  }
+
+  /** Load what a previous run left: host totals, the seen filter, counters. */
+  async start (): Promise<void> {
+    this.stopped = false
+    this.seq = (await this.store.get<number>('state', 'seq')) ?? 0
+    const counters = await this.store.get<FrontierCounters>('state', 'counters')
+    if (counters != null) Object.assign(this.counters, counters)
+    for await (const [host, v] of this.store.subs.hosts.iterator()) {
+      const h = this.hostState(host, v.origin)
+      h.admitted = v.admitted
+      h.queued = v.queued
+      h.unloaded = v.queued
+      this.queuedTotal += v.queued
+      this.schedule(h)
+    }
+    const seen = await this.seen.load()
+    log('started: %d hosts, %d queued, %d seen', this.hosts.size, this.queuedTotal, seen)
+  }
+
+  async stop (): Promise<void> {
+    this.stopped = true
+    if (this.timer != null) this.clock.clearTimeout(this.timer)
+    this.timer = undefined
+    for (const t of this.takers.splice(0)) t(undefined)
+    for (const w of this.idleWaiters.splice(0)) w()
+  }
+
+  /** URLs on disk, not yet done (queued or in flight). */
+  get queued (): number {
+    return this.queuedTotal
+  }
+
+  get inflight (): number {
+    return this.leased
+  }
+
+  get hostCount (): number {
+    return this.hosts.size
+  }
+
+  /** Nothing queued, nothing in flight, no admission under way. */
+  get idle (): boolean {
+    return this.queuedTotal === 0 && this.addsInFlight === 0 && this.leased === 0
+  }
+
+  async whenIdle (): Promise<void> {
+    if (this.idle || this.stopped) return
+    await new Promise<void>((resolve) => { this.idleWaiters.push(resolve) })
+  }
+
+  private checkIdle (): void {
+    if (this.idle) for (const w of this.idleWaiters.splice(0)) w()
+  }
+
+  private hostState (host: string, origin: string): HostState {
+    let h = this.hosts.get(host)
+    if (h == null) {
+      h = {
+        host,
+        origin,
+        queued: 0,
+        unloaded: 0,
+        loadedKey: host + SEP,
+        buffer: [],
+        inflight: 0,
+        nextAt: 0,
+        admitted: 0,
+        robots: this.robots == null ? 'ready' : 'unknown',
+        delay: this.delay,
+        inHeap: false,
+        refilling: false
+      }
+      this.hosts.set(host, h)
+    }
+    return h
+  }
+
+  private drop (reason: string): void {
+    this.counters.dropped[reason] = (this.counters.dropped[reason] ?? 0) + 1
+  }
+
+  private hostOp (h: HostState): BatchOp {
+    return { type: 'put', sublevel: 'hosts', key: h.host, value: { origin: h.origin, admitted: h.admitted, queued: h.queued } }
+  }
+
+  private stateOps (): BatchOp[] {
+    return [
+      { type: 'put', sublevel: 'state', key: 'seq', value: this.seq },
+      { type: 'put', sublevel: 'state', key: 'counters', value: this.counters }
+    ]
+  }
+
+  /**
+   * Admit links into the queue (the owner's side of routing): depth, per-host and global limits,
+   * seen check. Resolves once the admitted ones are on disk. Returns how many were admitted.
+   */
+  async add (links: Link[]): Promise<number> {
+    if (links.length === 0) return 0
+    this.addsInFlight++
+    try {
+      const candidates: Link[] = []
+      const local = new Set<string>()
+      for (const l of links) {
+        if (l.depth > this.maxDepth) { this.drop('max-depth'); continue }
+        if (local.has(l.url)) continue
+        local.add(l.url)
+        candidates.push(l)
+      }
+      const seenValues = await this.seen.lookup(candidates.map(l => l.url))
+      const now = this.clock.now()
+      const ops: BatchOp[] = []
+      const admitted: Array<{ h: HostState, slot: Slot }> = []
+      const touched = new Set<HostState>()
+      for (let i = 0; i < candidates.length; i++) {
+        const l = candidates[i]
+        const seenAt = seenValues[i] ?? this.seen.peek(l.url)
+        if (seenAt !== undefined && !(seenAt > 0 && now - seenAt >= this.recrawlAfter)) continue
+        if (this.counters.admitted >= this.maxPages) { this.drop('max-pages'); continue }
+        const host = hostKeyFast(l.url)
+        const h = this.hostState(host, originFast(l.url))
+        if (h.admitted >= this.maxPagesPerHost) { this.drop('max-pages-per-host'); continue }
+        h.admitted++
+        h.queued++
+        this.counters.admitted++
+        this.queuedTotal++
+        const key = seqKey(host, ++this.seq)
+        const entry: FrontierEntry = { url: l.url, depth: l.depth }
+        if (l.referrer !== undefined) entry.referrer = l.referrer
+        if (l.redirects !== undefined && l.redirects > 0) entry.redirects = l.redirects
+        ops.push({ type: 'put', sublevel: 'frontier', key, value: entry })
+        ops.push(this.seen.mark(l.url, 0))
+        admitted.push({ h, slot: { key, entry, attempts: 0 } })
+        touched.add(h)
+      }
+      if (ops.length === 0) return 0
+      for (const h of touched) ops.push(this.hostOp(h))
+      ops.push(...this.stateOps())
+      await this.store.write(ops)
+      this.seen.landed(admitted.map(a => a.slot.entry.url))
+      // Now durable: make them visible to the fetcher.
+      for (const { h, slot } of admitted) {
+        if (h.unloaded === 0 && h.buffer.length < this.hostBuffer && !h.refilling) {
+          h.buffer.push(slot)
+          h.loadedKey = slot.key
+        } else {
+          h.unloaded++
+        }
+      }
+      for (const h of touched) this.schedule(h)
+      this.pump()
+      return admitted.length
+    } finally {
+      this.addsInFlight--
+      this.checkIdle()
+    }
+  }
+
+  /** The next URL the fetcher may fetch now; waits until one is due. `undefined` once stopped. */
+  async take (): Promise<Lease | undefined> {
+    if (this.stopped) return undefined
+    const p = new Promise<Lease | undefined>((resolve) => { this.takers.push(resolve) })
+    this.pump()
+    return await p
+  }
+
+  /** Put a host in the heap if it can be served: work queued, a connection free. */
+  private schedule (h: HostState): void {
+    if (h.inHeap || this.stopped) return
+    if (h.inflight >= this.hostConcurrency) return
+    if (h.robots === 'loading' || h.robots === 'fetching') return
+    if (h.buffer.length === 0 && h.unloaded === 0) return
+    h.inHeap = true
+    this.heap.push(h.nextAt, h)
+  }
+
+  private pump (): void {
+    const now = this.clock.now()
+    while (this.takers.length > 0 && this.heap.size > 0) {
+      const time = this.heap.peekTime() as number
+      if (time > now) break
+      const h = this.heap.pop() as HostState
+      h.inHeap = false
+      if (h.nextAt > now) { this.schedule(h); continue }
+      if (h.inflight >= this.hostConcurrency) continue
+      const lease = this.leaseFrom(h, now)
+      if (lease != null) {
+        this.leased++
+        const taker = this.takers.shift() as (l: Lease | undefined) => void
+        taker(lease)
+      }
+      this.schedule(h)
+    }
+    this.armTimer(now)
+  }
+
+  private armTimer (now: number): void {
+    if (this.takers.length === 0 || this.heap.size === 0) return
+    const at = this.heap.peekTime() as number
+    if (at <= now) return
+    if (this.timer != null && this.timerAt <= at) return
+    if (this.timer != null) this.clock.clearTimeout(this.timer)
+    this.timerAt = at
+    this.timer = this.clock.setTimeout(() => {
+      this.timer = undefined
+      this.timerAt = Infinity
+      this.pump()
+    }, at - now)
+  }
+
+  /** A lease from this host, or undefined when it has nothing ready (robots pending, refill under way). */
+  private leaseFrom (h: HostState, now: number): Lease | undefined {
+    if (h.robots !== 'ready') {
+      if (h.robots === 'unknown') { this.loadRobots(h); return undefined }
+      if (h.robots === 'need-fetch') {
+        h.robots = 'fetching'
+        h.inflight++
+        h.nextAt = now + h.delay
+        return { kind: 'robots', host: h.host, origin: h.origin, key: '', entry: { url: h.origin + '/robots.txt', depth: 0 }, attempts: 0 }
+      }
+      return undefined
+    }
+    if (h.rules == null && this.robots != null) {
+      // Rules were evicted from the robots cache: get them back before fetching.
+      const rules = this.robots.cached(h.host)
+      if (rules == null) { h.robots = 'unknown'; this.loadRobots(h); return undefined }
+      this.setRules(h, rules)
+    }
+    while (h.buffer.length > 0) {
+      const slot = h.buffer.shift() as Slot
+      if (h.rules != null && !h.rules.isAllowed(pathOf(slot.entry.url))) {
+        // Never requested: recorded as blocked, and costs the host no politeness time.
+        h.inflight++
+        this.leased++
+        void this.finish({ kind: 'page', host: h.host, origin: h.origin, key: slot.key, entry: slot.entry, attempts: 0 },
+          [], 'blocked', 0).catch(err => log.extend('error')('recording blocked URL %s: %s', slot.entry.url, err.message))
+        continue
+      }
+      if (h.buffer.length < this.hostBuffer / 2) this.refill(h)
+      h.inflight++
+      h.nextAt = now + h.delay
+      return { kind: 'page', host: h.host, origin: h.origin, key: slot.key, entry: slot.entry, attempts: slot.attempts }
+    }
+    this.refill(h)
+    return undefined
+  }
+
+  private loadRobots (h: HostState): void {
+    if (this.robots == null) return
+    const cached = this.robots.cached(h.host)
+    if (cached != null) {
+      this.setRules(h, cached)
+      h.robots = 'ready'
+      this.schedule(h)
+      return
+    }
+    h.robots = 'loading'
+    this.robots.load(h.host, h.origin).then((rules) => {
+      if (rules != null) {
+        this.setRules(h, rules)
+        h.robots = 'ready'
+      } else {
+        h.robots = 'need-fetch'
+      }
+    }, (err) => {
+      log.extend('error')('loading robots of %s: %s', h.host, err.message)
+      h.robots = 'need-fetch'
+    }).finally(() => {
+      this.schedule(h)
+      this.pump()
+    })
+  }
+
+  private setRules (h: HostState, rules: RobotsRules): void {
+    h.rules = rules
+    const crawlDelay = rules.crawlDelay
+    h.delay = this.delay
+    if (!this.ignoreCrawlDelay && crawlDelay !== undefined) {
+      h.delay = Math.max(this.delay, Math.min(crawlDelay * C.second, this.maxCrawlDelay))
+    }
+  }
+
+  /** Load the next URLs of a host from disk. */
+  private refill (h: HostState): void {
+    if (h.refilling || h.unloaded === 0) return
+    h.refilling = true
+    const want = this.hostBuffer - h.buffer.length
+    ;(async () => {
+      const got: Slot[] = []
+      for await (const [key, entry] of this.store.subs.frontier.iterator({ gt: h.loadedKey, lt: h.host + '\x01', limit: want })) {
+        got.push({ key, entry, attempts: 0 })
+      }
+      return got
+    })().then((got) => {
+      for (const s of got) h.buffer.push(s)
+      if (got.length > 0) h.loadedKey = got[got.length - 1].key
+      h.unloaded -= got.length
+      if (got.length === 0 && h.unloaded > 0) {
+        log.extend('error')('host %s: %d entries counted but none on disk; recounting', h.host, h.unloaded)
+        h.queued -= h.unloaded
+        this.queuedTotal -= h.unloaded
+        h.unloaded = 0
+      }
+    }, (err) => {
+      log.extend('error')('refilling %s: %s', h.host, err.message)
+    }).finally(() => {
+      h.refilling = false
+      this.schedule(h)
+      this.pump()
+      this.checkIdle()
+    })
+  }
+
+  /** The robots.txt of a lease's host is known now (or could not be had: `rules` says what to assume). */
+  releaseRobots (lease: Lease, rules: RobotsRules): void {
+    const h = this.hosts.get(lease.host)
+    if (h == null) return
+    h.inflight--
+    this.leased--
+    this.setRules(h, rules)
+    h.robots = 'ready'
+    h.nextAt = Math.max(h.nextAt, this.clock.now() + h.delay)
+    this.schedule(h)
+    this.pump()
+    this.checkIdle()
+  }
+
+  /** Fetch it again later (retryable failure): it goes back to the head of its host's queue. */
+  retry (lease: Lease, at: number): void {
+    const h = this.hosts.get(lease.host)
+    if (h == null) return
+    h.inflight--
+    this.leased--
+    h.buffer.unshift({ key: lease.key, entry: lease.entry, attempts: lease.attempts + 1 })
+    h.nextAt = Math.max(h.nextAt, at, this.clock.now() + h.delay)
+    this.schedule(h)
+    this.pump()
+  }
+
+  /**
+   * The page of a lease is done: write `ops` (its record, its block) together with the removal of
+   * its entry and its seen mark, atomically. Call only after its links have been admitted.
+   */
+  async complete (lease: Lease, ops: BatchOp[], status: RecordStatus, fetchedAt: number): Promise<void> {
+    await this.finish(lease, ops, status, fetchedAt)
+  }
+
+  private async finish (lease: Lease, ops: BatchOp[], status: RecordStatus, fetchedAt: number): Promise<void> {
+    const h = this.hosts.get(lease.host) as HostState
+    const all = ops.slice()
+    all.push({ type: 'del', sublevel: 'frontier', key: lease.key })
+    all.push(this.seen.mark(lease.entry.url, Math.max(1, fetchedAt)))
+    h.queued--
+    this.counters.done++
+    this.counters.byStatus[status] = (this.counters.byStatus[status] ?? 0) + 1
+    all.push(this.hostOp(h))
+    all.push(...this.stateOps())
+    try {
+      await this.store.write(all)
+      this.seen.landed([lease.entry.url])
+    } finally {
+      this.queuedTotal--
+      h.inflight--
+      this.leased--
+      if (status !== 'blocked') h.nextAt = Math.max(h.nextAt, this.clock.now() + h.delay)
+      this.schedule(h)
+      this.pump()
+      this.checkIdle()
+    }
+  }
+
+  /** Per-host view, for status pages and tests. */
+  hostInfo (host: string): { queued: number, inflight: number, admitted: number, delay: number } | undefined {
+    const h = this.hosts.get(host)
+    if (h == null) return undefined
+    return { queued: h.queued, inflight: h.inflight, admitted: h.admitted, delay: h.delay }
+  }
+}
+
+function pathOf (url: string): string {
+  const i = url.indexOf('/', url.indexOf('//') + 2)
+  return i === -1 ? '/' : url.slice(i)
+}

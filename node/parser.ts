@@ -1,0 +1,432 @@
+/**
+ * The page parser: every followable URL in an HTML page, the page's meta robots directives, and
+ * optionally user-defined fields picked out with CSS selectors.
+ *
+ * This runs once for every fetched page, so link extraction streams through htmlparser2's callback
+ * `Parser` and builds no DOM; only user-defined extraction (off by default) pays for cheerio.
+ *
+ * URL resolution follows the HTML Standard: a `<base href>` sets the base URL for the whole document,
+ * also for links that come before it (https://html.spec.whatwg.org/multipage/urls-and-fetching.html#document-base-url),
+ * so hrefs are collected as written and resolved once the whole page has been read.
+ */
+
+import { Parser, type Handler } from 'htmlparser2'
+import { load } from 'cheerio'
+import { DEFAULT_MAX_LINKS_PER_PAGE, DEFAULT_MAX_URL_LENGTH } from './constants.js'
+import { ConfigError } from './errors.js'
+import { normalizeUrl, type NormalizeOptions } from './normalize.js'
+import type { ParsedPage } from './types.js'
+
+export interface ParseOptions {
+  /**
+   * Query parameters removed from every link (see `NormalizeOptions.stripParams`). Pass the same array
+   * on every call: the normalizer compiles it once and caches it by identity.
+   *
+   * @default []
+   */
+  stripParams?: string[]
+  /**
+   * Distinct links kept from one page, in document order; the rest are dropped.
+   *
+   * @default DEFAULT_MAX_LINKS_PER_PAGE
+   */
+  maxLinks?: number
+  /**
+   * An href longer than this (after trimming whitespace) is skipped without being resolved.
+   *
+   * @default DEFAULT_MAX_URL_LENGTH
+   */
+  maxHrefLength?: number
+  /**
+   * User-defined fields: field name → CSS selector. A selector ending in `@name` selects that attribute
+   * of the matched elements instead of their text (`".price@data-value"`). A field is a string when one
+   * element matches, an array when several do, and absent when none does.
+   *
+   * @default undefined (no extraction, and cheerio is never run)
+   */
+  extract?: Record<string, string>
+}
+
+/**
+ * Distinct raw hrefs collected per page, as a multiple of `maxLinks`. Hrefs are resolved only at the
+ * end of the page (a late `<base>` changes them all), so this bounds the memory and resolution work a
+ * link-farm page can cost. Several spellings of one URL (`a`, `./a`, `/dir/a`) are why it is more than 1.
+ */
+const RAW_HREFS_PER_LINK = 4
+
+/** Values kept per user-defined field: a selector like `*` must not put a whole page in a record. */
+const MAX_FIELD_VALUES = 1000
+
+/** `rel` tokens of `<link>` that name a connection hint, not a resource. */
+const SKIPPED_LINK_RELS = ['preconnect', 'dns-prefetch']
+
+/**
+ * Parse one HTML page. Never throws, whatever the input: malformed markup yields whatever links a
+ * tolerant tokenizer finds in it.
+ */
+export function parsePage (html: string, pageUrl: string, opts: ParseOptions = {}): ParsedPage {
+  const maxLinks = opts.maxLinks ?? DEFAULT_MAX_LINKS_PER_PAGE
+  const maxHrefLength = opts.maxHrefLength ?? DEFAULT_MAX_URL_LENGTH
+  const collector = new LinkCollector(maxHrefLength, maxLinks * RAW_HREFS_PER_LINK)
+  try {
+    new Parser(collector, {
+      decodeEntities: true,
+      lowerCaseTags: true,
+      // Needed for `HREF=`; htmlparser2 notes its cost, but it is a few percent here (see bench/parse-speed.ts).
+      lowerCaseAttributeNames: true
+    }).end(html)
+  } catch {
+    // htmlparser2 is not known to throw on any input; if it ever does, keep what was collected.
+  }
+
+  const page: ParsedPage = {
+    links: collector.nofollow ? [] : resolveLinks(collector, pageUrl, maxLinks, { stripParams: opts.stripParams }),
+    noindex: collector.noindex,
+    nofollow: collector.nofollow
+  }
+  if (opts.extract !== undefined && Object.keys(opts.extract).length > 0) {
+    page.fields = extractFields(html, opts.extract)
+  }
+  return page
+}
+
+/**
+ * Throw a `ConfigError` naming the first field whose selector cheerio cannot compile. Call it when
+ * loading the configuration; `parsePage` itself skips such a field so that one bad selector cannot
+ * stop a crawl.
+ */
+export function validateExtract (extract: Record<string, string>): void {
+  const $ = load('')
+  for (const [field, spec] of Object.entries(extract)) {
+    if (typeof spec !== 'string' || spec.trim() === '') {
+      throw new ConfigError(`extract.${field} must be a non-empty CSS selector, optionally ending in @attribute`)
+    }
+    const { selector } = parseFieldSpec(spec)
+    try {
+      $(selector)
+    } catch (err) {
+      throw new ConfigError(`extract.${field} must be a valid CSS selector: ${(err as Error).message}`)
+    }
+  }
+}
+
+// --- link collection ---
+
+/** htmlparser2 callbacks that gather raw hrefs, the first `<base href>` and the meta robots flags. */
+class LinkCollector implements Partial<Handler> {
+  /** Distinct hrefs as written (trimmed), in document order. */
+  readonly hrefs = new Set<string>()
+  baseHref: string | undefined
+  noindex = false
+  nofollow = false
+  private readonly maxHrefLength: number
+  private readonly maxHrefs: number
+
+  constructor (maxHrefLength: number, maxHrefs: number) {
+    this.maxHrefLength = maxHrefLength
+    this.maxHrefs = maxHrefs
+  }
+
+  onopentag (name: string, attribs: Record<string, string>): void {
+    switch (name) {
+      case 'a':
+      case 'area':
+        if (attribs.href !== undefined && (attribs.rel === undefined || !hasToken(attribs.rel, 'nofollow'))) {
+          this.add(attribs.href)
+        }
+        break
+      case 'link':
+        if (attribs.href !== undefined && (attribs.rel === undefined || !SKIPPED_LINK_RELS.some(rel => hasToken(attribs.rel, rel)))) {
+          this.add(attribs.href)
+        }
+        break
+      case 'img':
+      case 'source':
+        if (attribs.src !== undefined) this.add(attribs.src)
+        if (attribs.srcset !== undefined) {
+          for (const url of srcsetUrls(attribs.srcset)) this.add(url)
+        }
+        break
+      case 'script':
+      case 'iframe':
+      case 'frame':
+      case 'video':
+      case 'audio':
+        if (attribs.src !== undefined) this.add(attribs.src)
+        break
+      case 'base':
+        // Only the first <base> with an href counts (HTML Standard, "frozen base URL").
+        if (this.baseHref === undefined && attribs.href !== undefined) this.baseHref = attribs.href
+        break
+      case 'meta':
+        this.onMeta(attribs)
+        break
+    }
+  }
+
+  private onMeta (attribs: Record<string, string>): void {
+    const content = attribs.content
+    if (content === undefined) return
+    if (attribs.name !== undefined && attribs.name.trim().toLowerCase() === 'robots') {
+      // Directives are comma-separated; some sites separate them with spaces only.
+      for (const directive of content.toLowerCase().split(/[\s,]+/)) {
+        if (directive === 'noindex') this.noindex = true
+        else if (directive === 'nofollow') this.nofollow = true
+        else if (directive === 'none') {
+          this.noindex = true
+          this.nofollow = true
+        }
+      }
+    } else if (attribs['http-equiv'] !== undefined && attribs['http-equiv'].trim().toLowerCase() === 'refresh') {
+      const url = refreshUrl(content)
+      if (url !== undefined) this.add(url)
+    }
+  }
+
+  private add (raw: string): void {
+    if (this.hrefs.size >= this.maxHrefs) return
+    const href = trimUrl(raw)
+    // Empty and fragment-only hrefs point at this very page.
+    if (href === '' || href.charCodeAt(0) === HASH) return
+    if (href.length > this.maxHrefLength) return
+    // Not http(s) (mailto:, javascript:, tel:, data:…): drop it before it takes a place in `hrefs`.
+    // The normalizer would reject it too; this only saves the work and the slot.
+    const scheme = schemeOf(href)
+    if (scheme !== undefined && scheme !== 'http' && scheme !== 'https') return
+    this.hrefs.add(href)
+  }
+}
+
+const HASH = 0x23
+
+/**
+ * Strip what the URL parser strips from both ends: C0 controls and space
+ * (WHATWG URL Standard, basic URL parser step 1). Returns the same string in the common case.
+ */
+function trimUrl (s: string): string {
+  let start = 0
+  let end = s.length
+  while (start < end && s.charCodeAt(start) <= 0x20) start++
+  while (end > start && s.charCodeAt(end - 1) <= 0x20) end--
+  return start === 0 && end === s.length ? s : s.slice(start, end)
+}
+
+/**
+ * The lower-cased scheme of an absolute URL (`http`, `mailto`), or `undefined` for a relative one.
+ * Follows the URL Standard's scheme state: a letter, then letters, digits, `+`, `-`, `.`, then `:`.
+ * A tab or newline inside the scheme (which the URL parser would remove) makes it look relative here,
+ * which is safe: the normalizer then decides.
+ */
+function schemeOf (href: string): string | undefined {
+  const first = href.charCodeAt(0)
+  if (!isAsciiAlpha(first)) return undefined
+  const max = Math.min(href.length, 32)
+  for (let i = 1; i < max; i++) {
+    const c = href.charCodeAt(i)
+    if (c === 0x3A /* : */) return href.slice(0, i).toLowerCase()
+    if (!(isAsciiAlpha(c) || (c >= 0x30 && c <= 0x39) || c === 0x2B || c === 0x2D || c === 0x2E)) return undefined
+  }
+  return undefined
+}
+
+function isAsciiAlpha (c: number): boolean {
+  return (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
+}
+
+/** Whether `http://` or `https://` starts `href`: then the base URL cannot change the result. */
+function isAbsoluteHttp (href: string): boolean {
+  const c = href.charCodeAt(4)
+  if (c === 0x3A /* : */) return href.startsWith('//', 5) && href.slice(0, 4).toLowerCase() === 'http'
+  if (c === 0x73 || c === 0x53 /* s */) return href.charCodeAt(5) === 0x3A && href.startsWith('//', 6) && href.slice(0, 4).toLowerCase() === 'http'
+  return false
+}
+
+/** Whether the space-separated token list `list` (a `rel`) holds `token`, ASCII case-insensitively. */
+function hasToken (list: string, token: string): boolean {
+  const lower = list.toLowerCase()
+  let at = lower.indexOf(token)
+  while (at >= 0) {
+    const before = at === 0 ? 0x20 : lower.charCodeAt(at - 1)
+    const after = at + token.length === lower.length ? 0x20 : lower.charCodeAt(at + token.length)
+    if (isAsciiWhitespace(before) && isAsciiWhitespace(after)) return true
+    at = lower.indexOf(token, at + 1)
+  }
+  return false
+}
+
+function isAsciiWhitespace (c: number): boolean {
+  return c === 0x20 || c === 0x09 || c === 0x0A || c === 0x0C || c === 0x0D
+}
+
+function skipWhitespace (s: string, pos: number): number {
+  while (pos < s.length && isAsciiWhitespace(s.charCodeAt(pos))) pos++
+  return pos
+}
+
+/**
+ * The URL of every image candidate in a `srcset`, per the HTML Standard's "parse a srcset attribute":
+ * a URL runs to the next whitespace, so it may contain commas (`a.jpg?w=1,2 2x`); trailing commas end
+ * a candidate without descriptors; descriptors run to the next comma outside parentheses.
+ * https://html.spec.whatwg.org/multipage/images.html#parsing-a-srcset-attribute
+ */
+export function srcsetUrls (srcset: string): string[] {
+  const urls: string[] = []
+  const n = srcset.length
+  let pos = 0
+  while (pos < n) {
+    // Skip whitespace and commas between candidates.
+    while (pos < n && (isAsciiWhitespace(srcset.charCodeAt(pos)) || srcset.charCodeAt(pos) === 0x2C)) pos++
+    if (pos >= n) break
+    const start = pos
+    while (pos < n && !isAsciiWhitespace(srcset.charCodeAt(pos))) pos++
+    let end = pos
+    if (srcset.charCodeAt(end - 1) === 0x2C) {
+      // "a.jpg, b.jpg": the commas end the candidate, which has no descriptors.
+      while (end > start && srcset.charCodeAt(end - 1) === 0x2C) end--
+      if (end > start) urls.push(srcset.slice(start, end))
+      continue
+    }
+    urls.push(srcset.slice(start, end))
+    // Descriptors ("2x", "300w", or junk): up to a comma that is not inside parentheses.
+    let inParens = false
+    while (pos < n) {
+      const c = srcset.charCodeAt(pos++)
+      if (c === 0x28 /* ( */) inParens = true
+      else if (c === 0x29 /* ) */) inParens = false
+      else if (c === 0x2C /* , */ && !inParens) break
+    }
+  }
+  return urls
+}
+
+const URL_EQUALS = /^url[\t\n\f\r ]*=[\t\n\f\r ]*/i
+
+/**
+ * The target of a `<meta http-equiv="refresh">` content such as `5; url='/next'`, or `undefined` when
+ * it has none (a plain reload) or cannot be parsed. The HTML Standard's "shared declarative refresh
+ * steps": a time, a `;` or `,` or whitespace, an optional `url=`, an optional quote that is stripped
+ * with everything after its match.
+ * https://html.spec.whatwg.org/multipage/semantics.html#shared-declarative-refresh-steps
+ */
+export function refreshUrl (content: string): string | undefined {
+  const n = content.length
+  let pos = skipWhitespace(content, 0)
+  const timeStart = pos
+  while (pos < n && isDigit(content.charCodeAt(pos))) pos++
+  if (pos === timeStart && content.charCodeAt(pos) !== 0x2E /* . */) return undefined
+  while (pos < n && (isDigit(content.charCodeAt(pos)) || content.charCodeAt(pos) === 0x2E)) pos++
+  if (pos >= n) return undefined
+  let c = content.charCodeAt(pos)
+  if (c !== 0x3B /* ; */ && c !== 0x2C /* , */ && !isAsciiWhitespace(c)) return undefined
+  pos = skipWhitespace(content, pos)
+  c = content.charCodeAt(pos)
+  if (c === 0x3B || c === 0x2C) pos++
+  pos = skipWhitespace(content, pos)
+  if (pos >= n) return undefined
+
+  let rest = content.slice(pos)
+  const urlEquals = URL_EQUALS.exec(rest)
+  if (urlEquals !== null) {
+    rest = rest.slice(urlEquals[0].length)
+  } else if (rest[0] === 'u' || rest[0] === 'U') {
+    // "u…" that is not "url=": the whole rest is the URL, quotes and all.
+    return rest
+  }
+  const quote = rest[0]
+  if (quote === '"' || quote === "'") {
+    rest = rest.slice(1)
+    const close = rest.indexOf(quote)
+    if (close >= 0) rest = rest.slice(0, close)
+  }
+  return rest
+}
+
+function isDigit (c: number): boolean {
+  return c >= 0x30 && c <= 0x39
+}
+
+// --- resolution ---
+
+/**
+ * Resolve the collected hrefs against the document's base URL, normalize, de-duplicate, cap.
+ * Each distinct href is resolved once; `http(s)://…` hrefs skip the base, which cannot change them.
+ */
+function resolveLinks (collector: LinkCollector, pageUrl: string, maxLinks: number, normalizeOpts: NormalizeOptions): string[] {
+  const base = documentBase(collector.baseHref, pageUrl)
+  const links = new Set<string>()
+  for (const href of collector.hrefs) {
+    if (links.size >= maxLinks) break
+    let url: string | undefined
+    try {
+      if (isAbsoluteHttp(href)) url = normalizeUrl(href, undefined, normalizeOpts)
+      else if (base !== undefined) url = normalizeUrl(href, base, normalizeOpts)
+    } catch {
+      // The normalizer returns undefined for bad input; this only keeps a bug there from losing the page.
+    }
+    if (url !== undefined) links.add(url)
+  }
+  return [...links]
+}
+
+/**
+ * The base URL links resolve against: the first `<base href>` resolved against the page URL, or the
+ * page URL when there is none or it does not parse (the "fallback base URL"), as a serialized URL.
+ * `undefined` only when the page URL itself is not a URL; then only absolute hrefs can be resolved.
+ */
+function documentBase (baseHref: string | undefined, pageUrl: string): string | undefined {
+  let page: URL
+  try {
+    page = new URL(pageUrl)
+  } catch {
+    return undefined
+  }
+  if (baseHref === undefined) return page.href
+  try {
+    return new URL(baseHref, page).href
+  } catch {
+    return page.href
+  }
+}
+
+// --- user-defined extraction ---
+
+const ATTRIBUTE_SUFFIX = /@([^\s@()[\]"'=]+)$/
+
+/** Split `".price@data-value"` into its selector and attribute. */
+function parseFieldSpec (spec: string): { selector: string, attribute?: string } {
+  const match = ATTRIBUTE_SUFFIX.exec(spec)
+  if (match === null) return { selector: spec.trim() }
+  return { selector: spec.slice(0, match.index).trim(), attribute: match[1].toLowerCase() }
+}
+
+function extractFields (html: string, extract: Record<string, string>): Record<string, string | string[]> {
+  const fields: Record<string, string | string[]> = {}
+  let $: ReturnType<typeof load>
+  try {
+    $ = load(html)
+  } catch {
+    return fields
+  }
+  for (const [field, spec] of Object.entries(extract)) {
+    const { selector, attribute } = parseFieldSpec(spec)
+    const values: string[] = []
+    try {
+      for (const element of $(selector)) {
+        if (values.length >= MAX_FIELD_VALUES) break
+        if (attribute === undefined) {
+          // Text as a reader sees it: runs of whitespace from the markup's layout collapse to one space.
+          values.push($(element).text().replace(/\s+/g, ' ').trim())
+        } else {
+          const value = $(element).attr(attribute)
+          if (value !== undefined) values.push(value)
+        }
+      }
+    } catch {
+      // An invalid selector; validateExtract reports it at configuration time.
+      continue
+    }
+    if (values.length === 1) fields[field] = values[0]
+    else if (values.length > 1) fields[field] = values
+  }
+  return fields
+}

@@ -1,0 +1,383 @@
+import { randomBytes } from 'node:crypto'
+import { mkdir } from 'node:fs/promises'
+import debug from 'debug'
+import { BlockStore } from './blocks.js'
+import { resolveConfig, type CrawlConfig, type ResolvedConfig } from './config.js'
+import { Store, type BatchOp } from './db.js'
+import { decodeBody, isHtml } from './decode.js'
+import { Fetcher, UndiciClient, type FetchResult } from './fetcher.js'
+import { Frontier, type Lease } from './frontier.js'
+import { Mailbox } from './mailbox.js'
+import { MetadataStore } from './metadata.js'
+import { normalizeUrl } from './normalize.js'
+import { parsePage } from './parser.js'
+import { Robots } from './robots.js'
+import { ownAll, Router, type LinkTransport, type Ownership } from './router.js'
+import { Scope } from './scope.js'
+import type { Clock, HttpClient, Link, RecordStatus, UrlRecord } from './types.js'
+import { systemClock } from './types.js'
+import * as C from './constants.js'
+
+const log = debug('shoal:peer')
+
+export interface PeerInit {
+  /** Where everything of this peer lives (LevelDB). */
+  dataDir: string
+  config?: CrawlConfig
+  /** This peer's id; a random one is made and kept in the data dir when absent. */
+  peerId?: string
+  /** The network; undici when absent. */
+  http?: HttpClient
+  clock?: Clock
+  /** Who owns which host (the ring, in a cluster). */
+  ownership?: (self: string) => Ownership
+  transport?: LinkTransport
+}
+
+export interface SeedResult {
+  accepted: string[]
+  rejected: Array<{ url: string, reason: string }>
+}
+
+export interface PeerStats {
+  peerId: string
+  queued: number
+  inflight: number
+  hosts: number
+  admitted: number
+  done: number
+  byStatus: Partial<Record<RecordStatus, number>>
+  dropped: Record<string, number>
+  outOfScope: Record<string, number>
+  requests: number
+  robotsFetches: number
+  wireBytes: number
+  bytesRouted: number
+  messagesRouted: number
+  seenDiskReads: number
+  seenFilterSkips: number
+}
+
+interface FetchedPage { lease: Lease, result: FetchResult, previous?: UrlRecord }
+
+/**
+ * One shoal peer: its actors wired together and started in a fixed order (storage first, the
+ * fetch loops last), stopped in reverse.
+ *
+ *   frontier ──lease──▶ fetcher loops ──page──▶ [pages mailbox] ──▶ processor loops
+ *      ▲                                                              │ block + record
+ *      └──────────── router (scope, owner) ◀────── links ─────────────┘
+ *
+ * A page is done (its frontier entry removed, its record written, atomically) only after the
+ * router has had its links accepted by their owners.
+ */
+export class Peer {
+  readonly config: ResolvedConfig
+  readonly dataDir: string
+  peerId: string
+  store!: Store
+  frontier!: Frontier
+  fetcher!: Fetcher
+  robots!: Robots
+  router!: Router
+  scope!: Scope
+  blocks!: BlockStore
+  metadata!: MetadataStore
+  private readonly init: PeerInit
+  private readonly clock: Clock
+  private http?: HttpClient
+  private pages!: Mailbox<FetchedPage>
+  private loops: Array<Promise<void>> = []
+  private abort = new AbortController()
+  private running = false
+  private seeds: string[] = []
+
+  constructor (init: PeerInit) {
+    this.init = init
+    this.config = resolveConfig(init.config)
+    this.dataDir = init.dataDir
+    this.peerId = init.peerId ?? ''
+    this.clock = init.clock ?? systemClock
+  }
+
+  get userAgent (): string {
+    if (this.config.userAgent != null) return this.config.userAgent
+    return `shoal/${C.VERSION} (peer ${shortId(this.peerId)}; +${this.config.contact})`
+  }
+
+  async start (): Promise<void> {
+    if (this.running) return
+    const cfg = this.config
+    await mkdir(this.dataDir, { recursive: true })
+    this.store = new Store(this.dataDir, { clock: this.clock, batchMaxOps: cfg.batchMaxOps, batchMaxWait: cfg.batchMaxWait })
+    await this.store.open().catch((err: any) => {
+      if (String(err?.cause?.message ?? err.message).includes('lock')) {
+        throw new Error(`data dir ${this.dataDir} is in use by another shoal process`, { cause: err })
+      }
+      throw err
+    })
+    if (this.peerId === '') {
+      this.peerId = (await this.store.get<string>('state', 'peerId')) ?? randomBytes(16).toString('hex')
+      await this.store.writeNow([{ type: 'put', sublevel: 'state', key: 'peerId', value: this.peerId }])
+    }
+    this.seeds = (await this.store.get<string[]>('state', 'seeds')) ?? []
+    this.scope = new Scope({
+      mode: cfg.scope,
+      include: cfg.include,
+      exclude: cfg.exclude,
+      maxUrlLength: cfg.maxUrlLength,
+      maxPathRepeats: cfg.maxPathRepeats,
+      maxPathSegments: cfg.maxPathSegments
+    }, this.seeds)
+    this.http = this.init.http ?? new UndiciClient({
+      connections: cfg.hostConcurrency,
+      connectTimeout: cfg.connectTimeout,
+      headersTimeout: cfg.headersTimeout,
+      bodyTimeout: cfg.bodyTimeout,
+      allowPrivate: cfg.allowPrivate
+    })
+    this.fetcher = new Fetcher({ http: this.http }, {
+      clock: this.clock,
+      userAgent: this.userAgent,
+      allowPrivate: cfg.allowPrivate,
+      requestTimeout: cfg.requestTimeout,
+      maxBodySize: cfg.maxBodySize,
+      maxDecompressedSize: cfg.maxDecompressedSize,
+      maxRetries: cfg.maxRetries,
+      retryBaseDelay: cfg.retryBaseDelay,
+      maxRetryAfter: cfg.maxRetryAfter
+    })
+    this.robots = new Robots({ store: this.store, fetcher: this.fetcher }, {
+      clock: this.clock,
+      ttl: cfg.robotsTtl,
+      errorTtl: cfg.robotsErrorTtl,
+      maxSize: cfg.maxRobotsSize,
+      cacheSize: cfg.robotsCacheSize
+    })
+    this.frontier = new Frontier({ store: this.store, robots: cfg.robots ? this.robots : undefined }, {
+      clock: this.clock,
+      delay: cfg.delay,
+      hostConcurrency: cfg.hostConcurrency,
+      ignoreCrawlDelay: cfg.ignoreCrawlDelay,
+      maxCrawlDelay: cfg.maxCrawlDelay,
+      maxDepth: cfg.maxDepth,
+      maxPagesPerHost: cfg.maxPagesPerHost,
+      maxPages: cfg.maxPages,
+      recrawlAfter: cfg.recrawlAfter,
+      hostBuffer: cfg.hostBuffer,
+      seenFilterBits: cfg.seenFilterBits,
+      seenCacheSize: cfg.seenCacheSize
+    })
+    this.blocks = new BlockStore(this.store)
+    this.metadata = new MetadataStore(this.store)
+    this.router = new Router({
+      frontier: this.frontier,
+      scope: this.scope,
+      ownership: (this.init.ownership ?? ownAll)(this.peerId),
+      transport: this.init.transport
+    })
+    await this.frontier.start()
+    this.abort = new AbortController()
+    this.pages = new Mailbox<FetchedPage>(Math.max(8, cfg.concurrency))
+    this.running = true
+    for (let i = 0; i < cfg.concurrency; i++) this.loops.push(this.processLoop())
+    for (let i = 0; i < cfg.concurrency; i++) this.loops.push(this.fetchLoop())
+    log('peer %s started on %s', this.peerId, this.dataDir)
+  }
+
+  /**
+   * Stop: no new fetches; fetches in flight are abandoned (their URLs stay queued on disk and are
+   * fetched again on the next start); pages already fetched are finished; storage is closed last.
+   */
+  async stop (): Promise<void> {
+    if (!this.running) return
+    this.running = false
+    this.abort.abort()
+    await this.frontier.stop()
+    this.pages.close()
+    await Promise.allSettled(this.loops)
+    this.loops = []
+    await this.http?.close().catch(() => {})
+    await this.store.close()
+  }
+
+  /** Add seed URLs: they define the crawl's scope (same host by default) and enter at depth 0. */
+  async seed (urls: string[]): Promise<SeedResult> {
+    const result: SeedResult = { accepted: [], rejected: [] }
+    const links: Link[] = []
+    for (const raw of urls) {
+      const url = normalizeUrl(raw, undefined, { stripParams: this.config.stripParams })
+      if (url == null) {
+        result.rejected.push({ url: raw, reason: 'not an absolute http(s) URL' })
+        continue
+      }
+      this.scope.addSeed(url)
+      if (!this.seeds.includes(url)) this.seeds.push(url)
+      result.accepted.push(url)
+      links.push({ url, depth: 0 })
+    }
+    await this.store.writeNow([{ type: 'put', sublevel: 'state', key: 'seeds', value: this.seeds }])
+    await this.router.route(links, { skipScope: true })
+    return result
+  }
+
+  /** Resolves when nothing is queued or in flight. */
+  async whenIdle (): Promise<void> {
+    await this.frontier.whenIdle()
+  }
+
+  stats (): PeerStats {
+    const c = this.frontier.counters
+    return {
+      peerId: this.peerId,
+      queued: this.frontier.queued,
+      inflight: this.frontier.inflight,
+      hosts: this.frontier.hostCount,
+      admitted: c.admitted,
+      done: c.done,
+      byStatus: { ...c.byStatus },
+      dropped: { ...c.dropped },
+      outOfScope: { ...this.router.stats.outOfScope },
+      requests: this.fetcher.requests,
+      robotsFetches: this.robots.fetches,
+      wireBytes: this.fetcher.wireBytes,
+      bytesRouted: this.router.stats.bytesRouted,
+      messagesRouted: this.router.stats.messagesRouted,
+      seenDiskReads: this.frontier.seen.diskReads,
+      seenFilterSkips: this.frontier.seen.filterSkips
+    }
+  }
+
+  private async fetchLoop (): Promise<void> {
+    const signal = this.abort.signal
+    while (this.running) {
+      const lease = await this.frontier.take()
+      if (lease == null) return
+      try {
+        if (lease.kind === 'robots') {
+          const rules = await this.robots.fetch(lease.host, lease.origin, signal)
+          if (!this.running) return
+          this.frontier.releaseRobots(lease, rules)
+          continue
+        }
+        let previous: UrlRecord | undefined
+        if (this.config.recrawlAfter !== Infinity) previous = await this.metadata.get(lease.entry.url)
+        const result = await this.fetcher.fetch({
+          url: lease.entry.url,
+          attempts: lease.attempts,
+          etag: previous?.etag,
+          lastModified: previous?.lastModified,
+          signal
+        })
+        // Shutting down: an aborted fetch is not a failure of the URL; it stays queued on disk.
+        if (!this.running) return
+        if (result.outcome === 'retry') {
+          this.frontier.retry(lease, result.retryAt ?? this.clock.now())
+          continue
+        }
+        await this.pages.put({ lease, result, previous })
+      } catch (err: any) {
+        if (!this.running) return
+        log.extend('error')('fetch loop: %s %s', lease.entry.url, err.stack ?? err.message)
+      }
+    }
+  }
+
+  private async processLoop (): Promise<void> {
+    while (true) {
+      const page = await this.pages.take()
+      if (page == null) return
+      try {
+        await this.process(page)
+      } catch (err: any) {
+        // The URL stays queued on disk; it is fetched again on the next start.
+        log.extend('error')('processing %s: %s', page.lease.entry.url, err.stack ?? err.message)
+      }
+    }
+  }
+
+  /** Store, parse, route links, then record the page as done. */
+  private async process ({ lease, result, previous }: FetchedPage): Promise<void> {
+    const cfg = this.config
+    const { entry } = lease
+    const record: UrlRecord = {
+      url: entry.url,
+      status: 'failed',
+      httpStatus: result.httpStatus,
+      fetchedAt: result.fetchedAt,
+      contentType: result.contentType,
+      etag: result.etag,
+      lastModified: result.lastModified,
+      depth: entry.depth,
+      referrer: entry.referrer,
+      attempts: lease.attempts + 1,
+      error: result.error
+    }
+    const ops: BatchOp[] = []
+    let links: Link[] = []
+    switch (result.outcome) {
+      case 'ok': {
+        record.status = 'fetched'
+        const body = result.body ?? new Uint8Array()
+        const { cid, op } = this.blocks.putOp(body)
+        if (op != null) ops.push(op)
+        record.cid = cid
+        record.size = body.byteLength
+        if (body.byteLength > 0 && isHtml(result.contentType, body)) {
+          try {
+            const parsed = parsePage(decodeBody(result.contentType, body), entry.url, {
+              stripParams: cfg.stripParams,
+              maxLinks: cfg.maxLinksPerPage,
+              maxHrefLength: cfg.maxUrlLength,
+              extract: cfg.extract
+            })
+            record.links = parsed.links.length
+            if (parsed.noindex) record.noindex = true
+            if (parsed.fields != null) record.fields = parsed.fields
+            const depth = entry.depth + 1
+            if (depth <= cfg.maxDepth) {
+              links = parsed.links.map(url => ({ url, depth, referrer: entry.url }))
+            }
+          } catch (err: any) {
+            record.error = `parse error: ${err.message}`
+          }
+        }
+        break
+      }
+      case 'not-modified':
+        record.status = 'not-modified'
+        record.cid = previous?.cid
+        record.size = previous?.size
+        record.contentType = previous?.contentType ?? record.contentType
+        break
+      case 'redirect': {
+        record.status = 'redirect'
+        const target = normalizeUrl(result.location ?? '', entry.url, { stripParams: cfg.stripParams })
+        if (target == null) {
+          record.error = `redirect to an invalid or non-http(s) location: ${String(result.location).slice(0, 200)}`
+          break
+        }
+        record.redirectTo = target
+        const hops = (entry.redirects ?? 0) + 1
+        if (hops > cfg.maxRedirects) {
+          record.error = `too many redirects (${hops} > ${cfg.maxRedirects})`
+        } else {
+          links = [{ url: target, depth: entry.depth, referrer: entry.url, redirects: hops }]
+        }
+        break
+      }
+      case 'http-error':
+        record.status = 'http-error'
+        break
+      default:
+        record.status = 'failed'
+    }
+    await this.router.route(links)
+    ops.push(this.metadata.putOp(record))
+    await this.frontier.complete(lease, ops, record.status, record.fetchedAt)
+  }
+}
+
+export function shortId (peerId: string): string {
+  return peerId.length <= 8 ? peerId : peerId.slice(-8)
+}

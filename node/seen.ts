@@ -1,0 +1,138 @@
+import type { BatchOp, Store } from './db.js'
+import * as C from './constants.js'
+
+/**
+ * A Bloom filter of strings: k bit positions by double hashing two 32-bit FNV-1a variants
+ * (Kirsch & Mitzenmacher, "Less hashing, same performance"). No false negatives.
+ */
+export class BloomFilter {
+  readonly bits: number
+  readonly hashes: number
+  private readonly words: Uint32Array
+
+  constructor (bits: number, hashes: number) {
+    if (!Number.isInteger(bits) || bits < 64) throw new RangeError(`bloom filter bits must be an integer ≥ 64, got ${bits}`)
+    this.bits = bits
+    this.hashes = hashes
+    this.words = new Uint32Array(Math.ceil(bits / 32))
+  }
+
+  private positions (s: string, fn: (bit: number) => boolean): boolean {
+    let h1 = 0x811c9dc5
+    let h2 = 0x01000193 ^ s.length
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i)
+      h1 = Math.imul(h1 ^ c, 0x01000193)
+      h2 = Math.imul(h2 ^ c, 0x5bd1e995)
+      h2 ^= h2 >>> 15
+    }
+    h1 >>>= 0
+    h2 = (h2 >>> 0) | 1
+    for (let i = 0; i < this.hashes; i++) {
+      const bit = (h1 + Math.imul(i, h2)) >>> 0
+      if (!fn(bit % this.bits)) return false
+    }
+    return true
+  }
+
+  add (s: string): void {
+    this.positions(s, bit => { this.words[bit >>> 5] |= 1 << (bit & 31); return true })
+  }
+
+  has (s: string): boolean {
+    return this.positions(s, bit => (this.words[bit >>> 5] & (1 << (bit & 31))) !== 0)
+  }
+}
+
+/**
+ * The URL-seen set. Its truth is on disk (the `seen` sublevel: url → time fetched, 0 while queued);
+ * in front of it sit a Bloom filter (a URL it has never seen skips the disk), a small cache of
+ * recent answers (the links every page repeats), and the URLs marked but not yet written.
+ * Memory is bounded by the filter's bit count and the cache size, not by the crawl's size.
+ */
+export class SeenSet {
+  private readonly filter: BloomFilter
+  private readonly cache = new Map<string, number>()
+  private readonly cacheSize: number
+  /** Marked, write not yet landed: the disk can't answer for them yet. */
+  private readonly pending = new Map<string, number>()
+  diskReads = 0
+  filterSkips = 0
+
+  constructor (private readonly store: Store, init: { filterBits?: number, filterHashes?: number, cacheSize?: number } = {}) {
+    this.filter = new BloomFilter(init.filterBits ?? C.DEFAULT_SEEN_FILTER_BITS, init.filterHashes ?? C.DEFAULT_SEEN_FILTER_HASHES)
+    this.cacheSize = init.cacheSize ?? C.DEFAULT_SEEN_CACHE_SIZE
+  }
+
+  /** Rebuild the filter from disk (on start with an existing data dir). */
+  async load (): Promise<number> {
+    let n = 0
+    for await (const key of this.store.subs.seen.keys()) {
+      this.filter.add(key)
+      n++
+    }
+    return n
+  }
+
+  private remember (url: string, value: number): void {
+    if (this.cacheSize === 0) return
+    this.cache.delete(url)
+    this.cache.set(url, value)
+    if (this.cache.size > this.cacheSize) {
+      const oldest = this.cache.keys().next().value
+      if (oldest !== undefined) this.cache.delete(oldest)
+    }
+  }
+
+  /**
+   * For each URL: `undefined` if never seen, else its value (0 queued, >0 the time it was fetched).
+   * Reads the disk once, with getMany, for the URLs the filter and caches can't answer.
+   */
+  async lookup (urls: string[]): Promise<Array<number | undefined>> {
+    const out = new Array<number | undefined>(urls.length)
+    let diskIdx: number[] | undefined
+    for (let i = 0; i < urls.length; i++) {
+      const u = urls[i]
+      const p = this.pending.get(u)
+      if (p !== undefined) { out[i] = p; continue }
+      const c = this.cache.get(u)
+      if (c !== undefined) { out[i] = c; continue }
+      if (!this.filter.has(u)) { this.filterSkips++; continue }
+      ;(diskIdx ??= []).push(i)
+    }
+    if (diskIdx != null) {
+      this.diskReads += diskIdx.length
+      const values = await this.store.getMany<number>('seen', diskIdx.map(i => urls[i]))
+      for (let j = 0; j < diskIdx.length; j++) {
+        const i = diskIdx[j]
+        // A write may have landed (and left `pending`) while we read: prefer what's newer.
+        const v = this.pending.get(urls[i]) ?? values[j]
+        out[i] = v
+        if (v !== undefined) this.remember(urls[i], v)
+      }
+    }
+    return out
+  }
+
+  /** What memory alone knows of a URL (marks not yet written, recent answers). */
+  peek (url: string): number | undefined {
+    return this.pending.get(url) ?? this.cache.get(url)
+  }
+
+  /** Mark a URL seen with `value`; returns the write, which the caller batches. Call `landed` after. */
+  mark (url: string, value: number): BatchOp {
+    this.filter.add(url)
+    this.pending.set(url, value)
+    return { type: 'put', sublevel: 'seen', key: url, value }
+  }
+
+  /** The writes of these marks have landed. */
+  landed (urls: Iterable<string>): void {
+    for (const u of urls) {
+      const v = this.pending.get(u)
+      if (v === undefined) continue
+      this.pending.delete(u)
+      this.remember(u, v)
+    }
+  }
+}
