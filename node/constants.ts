@@ -58,7 +58,8 @@ export const DEFAULT_ROBOTS_CACHE_SIZE = 10_000
 
 /** Write batching: flush after this many operations or this long, whichever comes first. */
 export const DEFAULT_BATCH_MAX_OPS = 2000
-export const DEFAULT_BATCH_MAX_WAIT = 2 * millisecond
+/** 0: a batch is cut at the end of the event loop's turn, or when the previous batch lands. */
+export const DEFAULT_BATCH_MAX_WAIT = 0
 
 export const DEFAULT_MAILBOX_SIZE = 256
 

@@ -118,9 +118,13 @@ export class WriteBatcher {
     const done = new Promise<void>((resolve, reject) => { this.waiters.push({ resolve, reject }) })
     if (this.pending.length >= this.maxOps) {
       void this.cut()
-    } else if (this.timer == null) {
-      this.timer = this.clock.setTimeout(() => { void this.cut() }, this.maxWait)
+    } else if (this.timer == null && !this.busy) {
+      // maxWait 0: cut once the current turn of the event loop is over, gathering what it wrote.
+      this.timer = this.maxWait === 0
+        ? setImmediate(() => { this.timer = undefined; void this.cut() })
+        : this.clock.setTimeout(() => { this.timer = undefined; void this.cut() }, this.maxWait)
     }
+    // While a batch is being written, operations gather and are cut when it lands.
     await done
   }
 
@@ -128,9 +132,12 @@ export class WriteBatcher {
     await this.cut()
   }
 
+  private busy = false
+
   private async cut (): Promise<void> {
     if (this.timer != null) {
-      this.clock.clearTimeout(this.timer)
+      if (this.maxWait === 0) clearImmediate(this.timer as NodeJS.Immediate)
+      else this.clock.clearTimeout(this.timer)
       this.timer = undefined
     }
     const ops = this.pending
@@ -141,7 +148,12 @@ export class WriteBatcher {
     const write = (async () => {
       await previous.catch(() => {})
       if (ops.length === 0) return
-      await this.store.writeNow(ops)
+      this.busy = true
+      try {
+        await this.store.writeNow(ops)
+      } finally {
+        this.busy = false
+      }
     })()
     this.writing = write
     try {
@@ -150,5 +162,7 @@ export class WriteBatcher {
     } catch (err: any) {
       for (const w of waiters) w.reject(err)
     }
+    // What gathered during the write goes next.
+    if (this.pending.length > 0 && this.timer == null && !this.busy) void this.cut()
   }
 }

@@ -27,6 +27,8 @@ export interface Lease {
   key: string
   entry: FrontierEntry
   attempts: number
+  /** The host's connection slot was given back (`fetched`). */
+  released?: boolean
 }
 
 /** Robots rules as the frontier needs them: what is in memory now, and what the disk holds. */
@@ -314,7 +316,8 @@ export class Frontier {
     if (h.inHeap || this.stopped) return
     if (h.inflight >= this.hostConcurrency) return
     if (h.robots === 'loading' || h.robots === 'fetching') return
-    if (h.buffer.length === 0 && h.unloaded === 0) return
+    // Nothing in memory: wait for the refill under way (it schedules the host when it lands).
+    if (h.buffer.length === 0 && (h.unloaded === 0 || h.refilling)) return
     h.inHeap = true
     this.heap.push(h.nextAt, h)
   }
@@ -377,8 +380,10 @@ export class Frontier {
         // Never requested: recorded as blocked, and costs the host no politeness time.
         h.inflight++
         this.leased++
+        const { url, depth, referrer } = slot.entry
+        const record = { url, status: 'blocked', fetchedAt: now, depth, error: 'disallowed by robots.txt', ...(referrer != null ? { referrer } : {}) }
         void this.finish({ kind: 'page', host: h.host, origin: h.origin, key: slot.key, entry: slot.entry, attempts: 0 },
-          [], 'blocked', 0).catch(err => log.extend('error')('recording blocked URL %s: %s', slot.entry.url, err.message))
+          [{ type: 'put', sublevel: 'meta', key: url, value: record }], 'blocked', 0).catch(err => log.extend('error')('recording blocked URL %s: %s', slot.entry.url, err.message))
         continue
       }
       if (h.buffer.length < this.hostBuffer / 2) this.refill(h)
@@ -474,10 +479,25 @@ export class Frontier {
   retry (lease: Lease, at: number): void {
     const h = this.hosts.get(lease.host)
     if (h == null) return
-    h.inflight--
+    this.fetched(lease)
     this.leased--
     h.buffer.unshift({ key: lease.key, entry: lease.entry, attempts: lease.attempts + 1 })
     h.nextAt = Math.max(h.nextAt, at, this.clock.now() + h.delay)
+    this.schedule(h)
+    this.pump()
+  }
+
+  /**
+   * The request of a lease is over (response read or failed): the host's connection slot is free
+   * and its politeness delay starts now. The page itself is done only with `complete`.
+   */
+  fetched (lease: Lease): void {
+    if (lease.released === true) return
+    lease.released = true
+    const h = this.hosts.get(lease.host)
+    if (h == null) return
+    h.inflight--
+    h.nextAt = Math.max(h.nextAt, this.clock.now() + h.delay)
     this.schedule(h)
     this.pump()
   }
@@ -505,10 +525,13 @@ export class Frontier {
       this.seen.landed([lease.entry.url])
     } finally {
       this.queuedTotal--
-      h.inflight--
       this.leased--
-      if (status !== 'blocked') h.nextAt = Math.max(h.nextAt, this.clock.now() + h.delay)
-      this.schedule(h)
+      if (lease.released !== true) {
+        // Blocked by robots (never requested): no politeness time spent.
+        lease.released = true
+        h.inflight--
+        this.schedule(h)
+      }
       this.pump()
       this.checkIdle()
     }

@@ -271,6 +271,7 @@ export class Peer {
         })
         // Shutting down: an aborted fetch is not a failure of the URL; it stays queued on disk.
         if (!this.running) return
+        this.frontier.fetched(lease)
         if (result.outcome === 'retry') {
           this.frontier.retry(lease, result.retryAt ?? this.clock.now())
           continue

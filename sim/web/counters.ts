@@ -38,6 +38,8 @@ export class RequestCounters {
   readonly timeline: number[] = []
   readonly log: RequestLogEntry[] | undefined
   requests = 0
+  /** TCP connections accepted (keep-alive reuse shows as requests ≫ connections). */
+  connections = 0
   /** Body bytes sent. */
   bytes = 0
   firstAt = 0

@@ -12,6 +12,7 @@
  * (a few very popular pages, a long tail), plus a share of absolute links to other hosts.
  */
 import { KiB } from '../../node/constants.js'
+import { ConfigError } from '../../node/errors.js'
 import { Prng, mix, seedToInt } from './prng.js'
 
 export type SiteProfile = 'small' | 'large'
@@ -84,6 +85,7 @@ const PARAGRAPH_POOL_SIZE = 1024
 const STREAM_LINKS = 1
 const STREAM_BODY = 2
 const STREAM_TITLE = 3
+const STREAM_EXTRAS = 4
 /** Last-Modified dates are spread over the year after this instant. */
 const EPOCH_2024 = Date.UTC(2024, 0, 1)
 const dayMs = 24 * 60 * 60 * 1000
@@ -95,29 +97,22 @@ const SYLLABLES = [
   'in', 'or', 'ul', 'ser', 'tan', 'mor', 'lin', 'dar'
 ]
 
-export class ConfigurationError extends Error {
-  constructor (message: string) {
-    super(message)
-    this.name = 'ConfigurationError'
-  }
-}
-
 function positiveInteger (name: string, value: number, min = 1): number {
-  if (!Number.isInteger(value) || value < min) throw new ConfigurationError(`${name} must be an integer ≥ ${min}, got ${value}`)
+  if (!Number.isInteger(value) || value < min) throw new ConfigError(`${name} must be an integer ≥ ${min}, got ${value}`)
   return value
 }
 
 function ratio (name: string, value: number): number {
-  if (!(value >= 0 && value <= 1)) throw new ConfigurationError(`${name} must be a number between 0 and 1, got ${value}`)
+  if (!(value >= 0 && value <= 1)) throw new ConfigError(`${name} must be a number between 0 and 1, got ${value}`)
   return value
 }
 
 export function resolveSiteOptions (init: SiteInit = {}): SiteOptions {
   const profile = init.profile ?? 'small'
-  if (PROFILES[profile] === undefined) throw new ConfigurationError(`profile must be 'small' or 'large', got ${String(profile)}`)
+  if (PROFILES[profile] === undefined) throw new ConfigError(`profile must be 'small' or 'large', got ${String(profile)}`)
   const hosts = positiveInteger('hosts', init.hosts ?? 1)
   const pages = positiveInteger('pages', init.pages ?? 1000)
-  if (pages < hosts) throw new ConfigurationError(`pages must be ≥ hosts (every host has a root page), got ${pages} pages for ${hosts} hosts`)
+  if (pages < hosts) throw new ConfigError(`pages must be ≥ hosts (every host has a root page), got ${pages} pages for ${hosts} hosts`)
   return {
     seed: seedToInt(init.seed ?? 1),
     hosts,
@@ -252,6 +247,22 @@ export class SiteModel {
     }
   }
 
+  /** Images (`/img/N.png` of the same host) a page shows, in document order. */
+  images (host: number, page: number): number[] {
+    const n = this.options.imagesPerPage
+    if (n === 0) return []
+    const rng = new Prng(mix(this.options.seed, host, page, STREAM_EXTRAS))
+    return Array.from({ length: n }, () => rng.int(this.hostPages(host)))
+  }
+
+  /** Pages under /private/ (same host) a page links to, after its other links. */
+  privateLinks (host: number, page: number): number[] {
+    const n = this.options.privateLinksPerPage
+    if (n === 0) return []
+    const rng = new Prng(mix(this.options.seed, host, page, STREAM_EXTRAS, 1))
+    return Array.from({ length: n }, () => rng.int(this.hostPages(host)))
+  }
+
   /** The pages a page links to, in document order, duplicates kept. */
   links (host: number, page: number): PageRef[] {
     const out: PageRef[] = []
@@ -322,7 +333,7 @@ export class SiteModel {
    * them pre-encoded paragraphs, and copied once: flattening one big string costs more.
    */
   body (host: number, page: number, origins: readonly string[]): Buffer {
-    const { pageBytes, imagesPerPage, privateLinksPerPage } = this.options
+    const { pageBytes } = this.options
     const rng = new Prng(mix(this.options.seed, host, page, STREAM_BODY))
     const target = rng.around(pageBytes, Math.floor(pageBytes / 5))
     const fromRoot = page === 0
@@ -339,8 +350,8 @@ export class SiteModel {
       anchors.push(a)
       anchorBytes += a.length + 1
     })
-    for (let i = 0; i < privateLinksPerPage; i++) {
-      const a = `<a href="/private/${rng.int(this.hostPages(host))}.html">Members only</a>`
+    for (const p of this.privateLinks(host, page)) {
+      const a = `<a href="/private/${p}.html">Members only</a>`
       anchors.push(a)
       anchorBytes += a.length + 1
     }
@@ -348,8 +359,9 @@ export class SiteModel {
     let head = '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n' +
       `<title>${title}</title>\n<meta name="description" content="${this.paragraphs[rng.int(PARAGRAPH_POOL_SIZE)].slice(0, 120)}">\n` +
       `</head>\n<body>\n<header><nav>${anchors.length > 0 ? anchors[0] : ''}</nav></header>\n<main>\n<h1>${title}</h1>\n`
-    for (let i = 0; i < imagesPerPage; i++) {
-      head += `<img src="/img/${rng.int(this.hostPages(host))}.png" alt="figure ${i + 1}" width="1" height="1">\n`
+    const images = this.images(host, page)
+    for (let i = 0; i < images.length; i++) {
+      head += `<img src="/img/${images[i]}.png" alt="figure ${i + 1}" width="1" height="1">\n`
     }
     const parts: Buffer[] = [Buffer.from(head, 'latin1')]
     let size = parts[0].length + FOOTER.length
