@@ -2,14 +2,15 @@
 // Run by bench/single-peer.ts with bench/'s own node_modules; plain JavaScript (not TypeScript through
 // tsx) so that Crawlee pays no loader cost that a real Crawlee user would not pay.
 //
-//   node bench/crawlee-crawl.mjs [--concurrency 64] [--max-pages N] [--header-generator] URL…
+//   node bench/crawlee-crawl.mjs [--concurrency 64] [--max-pages N] [--header-generator] [--autoscale] URL…
 //
 // Settings, and why (Crawlee 3.x docs: guides/configuration, guides/scaling-crawlers):
 // - Configuration { persistStorage: false }: the request queue lives in memory only (MemoryStorage),
 //   as for the other tools; by default it writes every request to ./storage as a JSON file.
-// - minConcurrency = maxConcurrency: the AutoscaledPool starts at minConcurrency (default 1) and
-//   scales up by steps every few seconds, which would measure the ramp, not the crawler; fixing it
-//   takes the autoscaler out of the picture.
+// - minConcurrency = maxConcurrency (unless --autoscale): the AutoscaledPool starts at
+//   minConcurrency (default 1) and scales up by steps every few seconds while it judges the system
+//   not overloaded, which would measure the ramp, not the crawler; fixing it takes the autoscaler
+//   out of the picture.
 // - useSessionPool: false, persistCookiesPerSession: false: one site, no blocking, no cookies.
 // - got-scraping's browser-like header generator is turned off unless --header-generator: it
 //   builds a fresh fake browser header set for every request when there are no sessions.
@@ -22,12 +23,14 @@ const args = process.argv.slice(2)
 let concurrency = 64
 let maxPages = 1_000_000
 let headerGenerator = false
+let autoscale = false
 const urls = []
 for (let i = 0; i < args.length; i++) {
   const a = args[i]
   if (a === '--concurrency') concurrency = Number(args[++i])
   else if (a === '--max-pages') maxPages = Number(args[++i])
   else if (a === '--header-generator') headerGenerator = true
+  else if (a === '--autoscale') autoscale = true
   else if (a.startsWith('--')) throw new Error(`unknown option ${a}`)
   else urls.push(a)
 }
@@ -46,7 +49,7 @@ let pages = 0
 let failed = 0
 const started = performance.now()
 const crawler = new CheerioCrawler({
-  minConcurrency: concurrency,
+  minConcurrency: autoscale ? undefined : concurrency,
   maxConcurrency: concurrency,
   maxRequestsPerCrawl: maxPages,
   maxRequestRetries: 1,
@@ -79,6 +82,7 @@ console.log(JSON.stringify({
   crawleeVersion: (await import('crawlee/package.json', { with: { type: 'json' } })).default.version,
   concurrency,
   headerGenerator,
+  autoscale,
   pagesFetched: pages,
   failed,
   wallSeconds,

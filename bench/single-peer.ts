@@ -4,8 +4,8 @@
  *
  *   node --import tsx bench/single-peer.ts [--pages 20000] [--profile large|small] [--runs 3]
  *        [--tools shoal,wget,crawlee] [--seed 1] [--hosts 1] [--timeout 1800]
- *        [--crawlee-concurrency 64] [--crawlee-args '--header-generator']
- *        [--shoal-host-concurrency 64] [--shoal-args '…'] [--no-cache] [--out FILE]
+ *        [--crawlee-concurrency 64] [--crawlee-args='--header-generator']
+ *        [--shoal-host-concurrency 64] [--shoal-args='…'] [--no-cache] [--out FILE]
  *
  * The synthetic web (sim/web.ts) runs in this process on 127.0.0.1; each tool runs as its own child
  * process, one after the other, in the same order every run (shoal, wget, crawlee, shoal, wget, …),
