@@ -2,7 +2,7 @@ import debug from 'debug'
 import type { BatchOp, Store } from './db.js'
 import { MinHeap } from './heap.js'
 import { hostKeyFast, originFast } from './router.js'
-import type { RobotsRules } from './robots-txt.js'
+import { disallowAll, type RobotsRules } from './robots-txt.js'
 import { SeenSet } from './seen.js'
 import type { Clock, Link, RecordStatus } from './types.js'
 import { systemClock } from './types.js'
@@ -381,7 +381,7 @@ export class Frontier {
         h.inflight++
         this.leased++
         const { url, depth, referrer } = slot.entry
-        const record = { url, status: 'blocked', fetchedAt: now, depth, error: 'disallowed by robots.txt', ...(referrer != null ? { referrer } : {}) }
+        const record = { url, status: 'blocked', fetchedAt: now, depth, error: h.rules === disallowAll ? 'robots.txt unavailable (5xx or unreachable): all disallowed for now (RFC 9309 §2.3.1.4)' : 'disallowed by robots.txt', ...(referrer != null ? { referrer } : {}) }
         void this.finish({ kind: 'page', host: h.host, origin: h.origin, key: slot.key, entry: slot.entry, attempts: 0 },
           [{ type: 'put', sublevel: 'meta', key: url, value: record }], 'blocked', 0).catch(err => log.extend('error')('recording blocked URL %s: %s', slot.entry.url, err.message))
         continue

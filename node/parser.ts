@@ -57,6 +57,12 @@ const RAW_HREFS_PER_LINK = 4
 /** Values kept per user-defined field: a selector like `*` must not put a whole page in a record. */
 const MAX_FIELD_VALUES = 1000
 
+/**
+ * Open elements htmlparser2's Parser tracks before it stops nesting further (see `BoundedParser`).
+ * Blink caps its parser's DOM depth at the same number.
+ */
+export const MAX_OPEN_ELEMENTS = 512
+
 /** `rel` tokens of `<link>` that name a connection hint, not a resource. */
 const SKIPPED_LINK_RELS = ['preconnect', 'dns-prefetch']
 
@@ -69,7 +75,7 @@ export function parsePage (html: string, pageUrl: string, opts: ParseOptions = {
   const maxHrefLength = opts.maxHrefLength ?? DEFAULT_MAX_URL_LENGTH
   const collector = new LinkCollector(maxHrefLength, maxLinks * RAW_HREFS_PER_LINK)
   try {
-    new Parser(collector, {
+    new BoundedParser(collector, {
       decodeEntities: true,
       lowerCaseTags: true,
       // Needed for `HREF=`; htmlparser2 notes its cost, but it is a few percent here (see bench/parse-speed.ts).
@@ -111,6 +117,30 @@ export function validateExtract (extract: Record<string, string>): void {
 }
 
 // --- link collection ---
+
+/**
+ * htmlparser2's Parser with a bounded stack of open elements.
+ *
+ * The Parser keeps open elements in an array it `unshift`s on every start tag and searches on every
+ * end tag, so N unclosed elements (`<div>` × N, common in tag soup and trivial to serve on purpose)
+ * cost O(N²): 100,000 of them took 7 s, 400,000 over two minutes, on this one page. Past
+ * `MAX_OPEN_ELEMENTS` every element is treated as void — not pushed, its end tag ignored — through
+ * `isVoidElement`, the extension point the Parser documents for adding void elements. Nothing we
+ * collect depends on the stack (every start tag still reaches `onopentag` with its attributes); only
+ * implied end tags and foreign-content (SVG/MathML) tracking freeze for the rest of such a page.
+ *
+ * The stack is a private field of htmlparser2@12; if a later version renames it, the cap silently
+ * turns off, and the test that checks the cap fails.
+ *
+ * @internal exported for that test
+ */
+export class BoundedParser extends Parser {
+  protected override isVoidElement (name: string): boolean {
+    if (super.isVoidElement(name)) return true
+    const stack = (this as unknown as { stack?: unknown }).stack
+    return Array.isArray(stack) && stack.length >= MAX_OPEN_ELEMENTS
+  }
+}
 
 /** htmlparser2 callbacks that gather raw hrefs, the first `<base href>` and the meta robots flags. */
 class LinkCollector implements Partial<Handler> {
