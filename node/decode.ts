@@ -106,7 +106,32 @@ export function sniffCharset (contentType: string | undefined, bytes: Uint8Array
  * A byte order mark is removed (it always agrees with the encoding, since the BOM decides it).
  */
 export function decodeBody (contentType: string | undefined, bytes: Uint8Array): string {
-  return decoderFor(sniffCharset(contentType, bytes)).decode(bytes)
+  const encoding = sniffCharset(contentType, bytes)
+  if (encoding === 'windows-1252' && !NATIVE_WINDOWS_1252) return decodeWindows1252(bytes)
+  return decoderFor(encoding).decode(bytes)
+}
+
+/**
+ * Node's TextDecoder decodes windows-1252 as ISO-8859-1, so bytes 0x80–0x9F (€, ‘ ’ “ ” – —, …)
+ * become C1 control characters (https://github.com/nodejs/node/issues/56542, Node 20 and later).
+ * windows-1252 is what `iso-8859-1`, `latin1` and `us-ascii` mean on the web, so this is the most
+ * common legacy encoding there is. Checked once: when Node is fixed, its decoder is used again.
+ */
+const NATIVE_WINDOWS_1252 = new TextDecoder('windows-1252').decode(Uint8Array.of(0x80)) === '\u20AC'
+
+/**
+ * The code points of bytes 0x80–0x9F in windows-1252, from the Encoding Standard's
+ * index-windows-1252 (https://encoding.spec.whatwg.org/index-windows-1252.txt); every other byte is
+ * the code point of the same value. The five bytes the index leaves as C1 controls map to themselves.
+ */
+const WINDOWS_1252_C1 = [
+  0x20AC, 0x0081, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160, 0x2039, 0x0152, 0x008D, 0x017D, 0x008F,
+  0x0090, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x009D, 0x017E, 0x0178
+]
+
+function decodeWindows1252 (bytes: Uint8Array): string {
+  const latin1 = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('latin1')
+  return latin1.replace(/[\x80-\x9F]/g, c => String.fromCharCode(WINDOWS_1252_C1[c.charCodeAt(0) - 0x80]))
 }
 
 /** MIME types that say nothing about the content (WHATWG MIME Sniffing §7.1 "unknown" types, plus the generic binary one). */

@@ -67,18 +67,23 @@ export const MAX_OPEN_ELEMENTS = 512
 const SKIPPED_LINK_RELS = ['preconnect', 'dns-prefetch']
 
 /**
- * Parse one HTML page. Never throws, whatever the input: malformed markup yields whatever links a
- * tolerant tokenizer finds in it.
+ * Parse one HTML page. Never throws because of the page, whatever it holds: malformed markup yields
+ * whatever links a tolerant tokenizer finds in it.
+ *
+ * @throws ConfigError-named error if `maxLinks` or `maxHrefLength` is not a valid number
  */
 export function parsePage (html: string, pageUrl: string, opts: ParseOptions = {}): ParsedPage {
   const maxLinks = opts.maxLinks ?? DEFAULT_MAX_LINKS_PER_PAGE
   const maxHrefLength = opts.maxHrefLength ?? DEFAULT_MAX_URL_LENGTH
+  // Options are the caller's, not the page's: a wrong one is a bug to report, not a page to skip.
+  if (!Number.isSafeInteger(maxLinks) || maxLinks < 0) throw new ConfigError('maxLinks must be a non-negative integer')
+  if (!Number.isSafeInteger(maxHrefLength) || maxHrefLength < 1) throw new ConfigError('maxHrefLength must be a positive integer')
   const collector = new LinkCollector(maxHrefLength, maxLinks * RAW_HREFS_PER_LINK)
   try {
     new BoundedParser(collector, {
       decodeEntities: true,
       lowerCaseTags: true,
-      // Needed for `HREF=`; htmlparser2 notes its cost, but it is a few percent here (see bench/parse-speed.ts).
+      // `HREF=` is an href.
       lowerCaseAttributeNames: true
     }).end(html)
   } catch {
@@ -108,6 +113,7 @@ export function validateExtract (extract: Record<string, string>): void {
       throw new ConfigError(`extract.${field} must be a non-empty CSS selector, optionally ending in @attribute`)
     }
     const { selector } = parseFieldSpec(spec)
+    if (selector === '') throw new ConfigError(`extract.${field} must have a CSS selector before its @attribute`)
     try {
       $(selector)
     } catch (err) {
@@ -123,22 +129,37 @@ export function validateExtract (extract: Record<string, string>): void {
  *
  * The Parser keeps open elements in an array it `unshift`s on every start tag and searches on every
  * end tag, so N unclosed elements (`<div>` × N, common in tag soup and trivial to serve on purpose)
- * cost O(N²): 100,000 of them took 7 s, 400,000 over two minutes, on this one page. Past
- * `MAX_OPEN_ELEMENTS` every element is treated as void — not pushed, its end tag ignored — through
- * `isVoidElement`, the extension point the Parser documents for adding void elements. Nothing we
- * collect depends on the stack (every start tag still reaches `onopentag` with its attributes); only
- * implied end tags and foreign-content (SVG/MathML) tracking freeze for the rest of such a page.
+ * cost O(N²): 100,000 of them took 7 s, 400,000 over two minutes, on one page. With
+ * `MAX_OPEN_ELEMENTS` open, a further start tag is treated as void (not pushed) through
+ * `isVoidElement`, the extension point the Parser documents for adding void elements; end tags keep
+ * working, so the stack shrinks again. Nothing we collect depends on the stack (every start tag still
+ * reaches `onopentag` with its attributes); only implied end tags of the elements not pushed are lost.
  *
- * The stack is a private field of htmlparser2@12; if a later version renames it, the cap silently
- * turns off, and the test that checks the cap fails.
+ * Two assumptions about htmlparser2@12 internals, both checked by tests: the stack is the private
+ * field `stack`, and end tags reach `isVoidElement` through `onclosetag`. If a later version changes
+ * them, the cap silently turns off or end tags stop popping, and those tests fail. With an
+ * `onclosetag` handler, the Parser would also report a spurious close for the element that reaches
+ * the cap; ours registers none.
  *
- * @internal exported for that test
+ * @internal exported for those tests
  */
 export class BoundedParser extends Parser {
+  private inEndTag = false
+
   protected override isVoidElement (name: string): boolean {
     if (super.isVoidElement(name)) return true
+    if (this.inEndTag) return false
     const stack = (this as unknown as { stack?: unknown }).stack
     return Array.isArray(stack) && stack.length >= MAX_OPEN_ELEMENTS
+  }
+
+  override onclosetag (start: number, endIndex: number): void {
+    this.inEndTag = true
+    try {
+      super.onclosetag(start, endIndex)
+    } finally {
+      this.inEndTag = false
+    }
   }
 }
 

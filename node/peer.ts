@@ -12,7 +12,7 @@ import { MetadataStore } from './metadata.js'
 import { normalizeUrl } from './normalize.js'
 import { parsePage } from './parser.js'
 import { Robots } from './robots.js'
-import { ownAll, Router, type LinkTransport, type Ownership } from './router.js'
+import { hostKeyFast, isPrivateHostKey, ownAll, Router, type LinkTransport, type Ownership } from './router.js'
 import { Scope } from './scope.js'
 import type { Clock, HttpClient, Link, RecordStatus, UrlRecord } from './types.js'
 import { systemClock } from './types.js'
@@ -175,7 +175,7 @@ export class Peer {
       scope: this.scope,
       ownership: (this.init.ownership ?? ownAll)(this.peerId),
       transport: this.init.transport
-    })
+    }, { allowPrivate: cfg.allowPrivate })
     await this.frontier.start()
     this.abort = new AbortController()
     this.pages = new Mailbox<FetchedPage>(Math.max(8, cfg.concurrency))
@@ -209,6 +209,10 @@ export class Peer {
       const url = normalizeUrl(raw, undefined, { stripParams: this.config.stripParams })
       if (url == null) {
         result.rejected.push({ url: raw, reason: 'not an absolute http(s) URL' })
+        continue
+      }
+      if (!this.config.allowPrivate && isPrivateHostKey(hostKeyFast(url))) {
+        result.rejected.push({ url: raw, reason: 'a private, loopback or link-local address: set allowPrivate (--allow-private) to crawl it' })
         continue
       }
       this.scope.addSeed(url)

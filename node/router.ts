@@ -1,3 +1,5 @@
+import { isIP } from 'node:net'
+import { isPrivateAddress } from './fetcher.js'
 import type { Frontier } from './frontier.js'
 import type { Scope } from './scope.js'
 import type { Link } from './types.js'
@@ -24,6 +26,11 @@ export interface RouterComponents {
   transport?: LinkTransport
 }
 
+export interface RouterInit {
+  /** When false, links to IP literals in private, loopback or link-local ranges are dropped here. */
+  allowPrivate?: boolean
+}
+
 export interface RouterStats {
   linksIn: number
   outOfScope: Record<string, number>
@@ -41,7 +48,11 @@ export interface RouterStats {
 export class Router {
   readonly stats: RouterStats = { linksIn: 0, outOfScope: {}, routedLocal: 0, routedRemote: 0, bytesRouted: 0, messagesRouted: 0 }
 
-  constructor (private readonly components: RouterComponents) {}
+  private readonly allowPrivate: boolean
+
+  constructor (private readonly components: RouterComponents, init: RouterInit = {}) {
+    this.allowPrivate = init.allowPrivate ?? false
+  }
 
   async route (links: Link[], opts: { skipScope?: boolean } = {}): Promise<void> {
     if (links.length === 0) return
@@ -56,7 +67,12 @@ export class Router {
           continue
         }
       }
-      const owner = ownership.owner(hostKeyFast(l.url))
+      const host = hostKeyFast(l.url)
+      if (!this.allowPrivate && isPrivateHostKey(host)) {
+        this.stats.outOfScope['private-address'] = (this.stats.outOfScope['private-address'] ?? 0) + 1
+        continue
+      }
+      const owner = ownership.owner(host)
       let batch = byOwner.get(owner)
       if (batch == null) byOwner.set(owner, batch = [])
       batch.push(l)
@@ -73,6 +89,13 @@ export class Router {
     }
     await Promise.all(sends)
   }
+}
+
+/** Is the host of a `host:port` key an IP literal in a private range? (Names are checked at connect time.) */
+export function isPrivateHostKey (hostKey: string): boolean {
+  const host = hostKey.slice(0, hostKey.lastIndexOf(':'))
+  const ip = host.startsWith('[') ? host.slice(1, -1) : host
+  return isIP(ip) !== 0 && isPrivateAddress(ip)
 }
 
 /** host:port of a normalized http(s) URL, without parsing it again. */

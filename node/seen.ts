@@ -89,7 +89,7 @@ export class SeenSet {
    * Reads the disk once, with getMany, for the URLs the filter and caches can't answer.
    */
   async lookup (urls: string[]): Promise<Array<number | undefined>> {
-    const out = new Array<number | undefined>(urls.length)
+    const out = new Array<number | undefined>(urls.length).fill(undefined)
     let diskIdx: number[] | undefined
     for (let i = 0; i < urls.length; i++) {
       const u = urls[i]

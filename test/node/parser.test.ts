@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { parsePage, refreshUrl, srcsetUrls, validateExtract } from '../../node/parser.js'
+import { BoundedParser, MAX_OPEN_ELEMENTS, parsePage, refreshUrl, srcsetUrls, validateExtract } from '../../node/parser.js'
 
 const PAGE = 'https://example.com/dir/page.html'
 
@@ -318,6 +318,16 @@ describe('parser', () => {
       assert.equal(found[4999], 'https://example.com/p4999')
     })
 
+    it('rejects a maxLinks or maxHrefLength that is not a valid count, naming it', () => {
+      for (const maxLinks of [-1, 1.5, Number.NaN, Infinity]) {
+        assert.throws(() => parsePage('', PAGE, { maxLinks }), { name: 'ConfigError', message: /^maxLinks must be a non-negative integer$/ })
+      }
+      for (const maxHrefLength of [0, -5, 2.5, Number.NaN]) {
+        assert.throws(() => parsePage('', PAGE, { maxHrefLength }), { name: 'ConfigError', message: /^maxHrefLength must be a positive integer$/ })
+      }
+      assert.deepEqual(links('<a href="/a">', { maxLinks: 0 }), [])
+    })
+
     it('passes stripParams to the normalizer', () => {
       assert.deepEqual(links('<a href="/p?utm_source=x&id=3">', { stripParams: ['utm_source'] }), ['https://example.com/p?id=3'])
     })
@@ -346,7 +356,7 @@ describe('parser', () => {
         '<!-- unterminated comment <a href="/x">',
         '<![CDATA[ <a href="/cdata"> ]]>',
         '<script>never closed <a href="/x">',
-        '<' + 'div>'.repeat(50_000) + '<a href="/deep">',
+        '<div>'.repeat(50_000) + '<a href="/deep">',
         `<a title="${'x'.repeat(2_000_000)}" href="/after-huge">`,
         `<a href="${'/'.repeat(1_000_000)}">`,
         `<img srcset="${', '.repeat(100_000)}">`,
@@ -358,8 +368,33 @@ describe('parser', () => {
         const page = parsePage(html, PAGE)
         assert.ok(Array.isArray(page.links))
       }
-      assert.deepEqual(links('<' + 'div>'.repeat(50_000) + '<a href="/deep">'), ['https://example.com/deep'])
+      assert.deepEqual(links('<div>'.repeat(50_000) + '<a href="/deep">'), ['https://example.com/deep'])
       assert.deepEqual(links(`<a title="${'x'.repeat(2_000_000)}" href="/after-huge">`), ['https://example.com/after-huge'])
+    })
+
+    // htmlparser2's Parser unshifts every open element onto an array: N unclosed tags cost O(N²)
+    // (400,000 <div>s took over two minutes) unless the stack is capped.
+    it('quadratic time on unclosed elements: caps the parser stack at MAX_OPEN_ELEMENTS', () => {
+      const parser = new BoundedParser({}, {})
+      parser.write('<html><body>' + '<div><b>'.repeat(MAX_OPEN_ELEMENTS))
+      const stack = (parser as unknown as { stack: string[] }).stack
+      assert.ok(Array.isArray(stack), 'htmlparser2 no longer keeps its open elements in `stack`: update BoundedParser')
+      assert.equal(stack.length, MAX_OPEN_ELEMENTS)
+      parser.write('<p><span><a href="/x">')
+      assert.equal(stack.length, MAX_OPEN_ELEMENTS)
+      parser.end()
+    })
+
+    it('still finds every link after the stack cap is reached', () => {
+      const html = '<b>'.repeat(200_000) + '<a href="/after">x</a></b><img src="/img"><script>"<a href=/in-script>"</script><a href="/last">'
+      assert.deepEqual(links(html), ['https://example.com/after', 'https://example.com/img', 'https://example.com/last'])
+    })
+
+    it('keeps the stack below the cap for ordinary deep but closed markup', () => {
+      const parser = new BoundedParser({}, {})
+      parser.write('<div>'.repeat(600) + '</div>'.repeat(600))
+      assert.equal((parser as unknown as { stack: string[] }).stack.length, 0)
+      parser.end()
     })
 
     it('does not throw on a page URL that is not a URL, and still keeps absolute links', () => {
@@ -416,6 +451,7 @@ describe('parser', () => {
         return true
       })
       assert.throws(() => { validateExtract({ empty: '  ' }) }, { name: 'ConfigError', message: /extract\.empty/ })
+      assert.throws(() => { validateExtract({ attrOnly: '@href' }) }, { name: 'ConfigError', message: /extract\.attrOnly/ })
     })
   })
 })
