@@ -2,7 +2,8 @@ import { readFile } from 'node:fs/promises'
 import { parse as parseYaml } from 'yaml'
 import * as C from './constants.js'
 import { ConfigError } from './errors.js'
-import type { ScopeMode } from './scope.js'
+import { Scope, type ScopeMode } from './scope.js'
+import { validateExtract } from './parser.js'
 
 /**
  * Every option of a peer's crawl, as a user sets it (config file, CLI flags or the API).
@@ -165,6 +166,9 @@ export function validateConfig (input: Record<string, unknown>, where = 'config'
 
 export function resolveConfig (init: CrawlConfig = {}): ResolvedConfig {
   validateConfig(init as Record<string, unknown>)
+  if (init.extract != null) validateExtract(init.extract)
+  // Compiles include/exclude: a bad pattern is refused here, before anything is opened.
+  new Scope({ include: init.include, exclude: init.exclude })
   return {
     allowPrivate: init.allowPrivate ?? false,
     delay: init.delay ?? C.DEFAULT_DELAY,
