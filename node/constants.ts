@@ -53,7 +53,7 @@ export const DEFAULT_SEEN_FILTER_BITS = 2 ** 27
 export const DEFAULT_SEEN_FILTER_HASHES = 7
 export const DEFAULT_SEEN_CACHE_SIZE = 100_000
 /** URLs of one host kept in memory ahead of the fetcher; the rest stay on disk. */
-export const DEFAULT_HOST_BUFFER = 32
+export const DEFAULT_HOST_BUFFER = 128
 export const DEFAULT_ROBOTS_CACHE_SIZE = 10_000
 
 /** Write batching: flush after this many operations or this long, whichever comes first. */

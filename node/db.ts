@@ -81,6 +81,15 @@ export class Store {
     await this.batcher.add(ops)
   }
 
+  /**
+   * Add `fn`'s operations to every batch, computed when the batch is cut: for snapshots of state
+   * that changes on every write (counters, per-host totals), so each batch holds one copy, not one
+   * per caller.
+   */
+  onCut (fn: () => BatchOp[]): void {
+    this.batcher.hooks.push(fn)
+  }
+
   /** Write now, as one batch of its own. */
   async writeNow (ops: BatchOp[]): Promise<void> {
     await this.db.batch(ops.map(op => op.type === 'put'
@@ -99,6 +108,7 @@ export class Store {
  * so a later write never lands before an earlier one.
  */
 export class WriteBatcher {
+  readonly hooks: Array<() => BatchOp[]> = []
   private pending: BatchOp[] = []
   private waiters: Array<{ resolve: () => void, reject: (err: Error) => void }> = []
   private timer: unknown
@@ -141,6 +151,7 @@ export class WriteBatcher {
       this.timer = undefined
     }
     const ops = this.pending
+    if (ops.length > 0) for (const hook of this.hooks) for (const op of hook()) ops.push(op)
     const waiters = this.waiters
     this.pending = []
     this.waiters = []

@@ -145,6 +145,7 @@ export class Frontier {
     this.recrawlAfter = init.recrawlAfter ?? Infinity
     this.hostBuffer = init.hostBuffer ?? C.DEFAULT_HOST_BUFFER
     this.seen = new SeenSet(this.store, { filterBits: init.seenFilterBits, cacheSize: init.seenCacheSize })
+    this.store.onCut(() => this.snapshotOps())
   }
 
   /** Load what a previous run left: host totals, the seen filter, counters. */
@@ -227,15 +228,33 @@ export class Frontier {
     this.counters.dropped[reason] = (this.counters.dropped[reason] ?? 0) + 1
   }
 
-  private hostOp (h: HostState): BatchOp {
-    return { type: 'put', sublevel: 'hosts', key: h.host, value: { origin: h.origin, admitted: h.admitted, queued: h.queued } }
+  /** Hosts whose totals changed since the last batch was cut. */
+  private dirtyHosts = new Set<HostState>()
+  private dirtyState = false
+
+  private touch (h: HostState): void {
+    this.dirtyHosts.add(h)
+    this.dirtyState = true
   }
 
-  private stateOps (): BatchOp[] {
-    return [
-      { type: 'put', sublevel: 'state', key: 'seq', value: this.seq },
-      { type: 'put', sublevel: 'state', key: 'counters', value: this.counters }
-    ]
+  /**
+   * Called as each write batch is cut: the current totals of the hosts touched and the counters go
+   * into that batch, once. Every change to them was made before its own operations entered the
+   * batcher, so the snapshot is never older than the batch it rides with.
+   */
+  private snapshotOps (): BatchOp[] {
+    if (!this.dirtyState) return []
+    const ops: BatchOp[] = []
+    for (const h of this.dirtyHosts) {
+      ops.push({ type: 'put', sublevel: 'hosts', key: h.host, value: { origin: h.origin, admitted: h.admitted, queued: h.queued } })
+    }
+    this.dirtyHosts.clear()
+    this.dirtyState = false
+    ops.push({ type: 'put', sublevel: 'state', key: 'seq', value: this.seq })
+    // A copy: the batch may be encoded after later changes.
+    const c = this.counters
+    ops.push({ type: 'put', sublevel: 'state', key: 'counters', value: { admitted: c.admitted, done: c.done, byStatus: { ...c.byStatus }, dropped: { ...c.dropped } } })
+    return ops
   }
 
   /**
@@ -281,8 +300,7 @@ export class Frontier {
         touched.add(h)
       }
       if (ops.length === 0) return 0
-      for (const h of touched) ops.push(this.hostOp(h))
-      ops.push(...this.stateOps())
+      for (const h of touched) this.touch(h)
       await this.store.write(ops)
       this.seen.landed(admitted.map(a => a.slot.entry.url))
       // Now durable: make them visible to the fetcher.
@@ -386,7 +404,7 @@ export class Frontier {
           [{ type: 'put', sublevel: 'meta', key: url, value: record }], 'blocked', 0).catch(err => log.extend('error')('recording blocked URL %s: %s', slot.entry.url, err.message))
         continue
       }
-      if (h.buffer.length < this.hostBuffer / 2) this.refill(h)
+      if (h.buffer.length < this.hostBuffer / 4) this.refill(h)
       h.inflight++
       h.nextAt = now + h.delay
       return { kind: 'page', host: h.host, origin: h.origin, key: slot.key, entry: slot.entry, attempts: slot.attempts }
@@ -518,8 +536,7 @@ export class Frontier {
     h.queued--
     this.counters.done++
     this.counters.byStatus[status] = (this.counters.byStatus[status] ?? 0) + 1
-    all.push(this.hostOp(h))
-    all.push(...this.stateOps())
+    this.touch(h)
     try {
       await this.store.write(all)
       this.seen.landed([lease.entry.url])

@@ -413,19 +413,94 @@ function isDigit (c: number): boolean {
  */
 function resolveLinks (collector: LinkCollector, pageUrl: string, maxLinks: number, normalizeOpts: NormalizeOptions): string[] {
   const base = documentBase(collector.baseHref, pageUrl)
+  const cache = resolveCacheFor(normalizeOpts)
+  // What an href resolves to depends only on part of the base: nothing for an absolute URL, the
+  // origin for '/path', the directory for 'a/b', the whole base for '?q' or ''. Keying the cache on
+  // that part lets the links every page repeats (navigation, footers) skip URL parsing entirely.
+  let origin: string | undefined
+  let dir: string | undefined
   const links = new Set<string>()
   for (const href of collector.hrefs) {
     if (links.size >= maxLinks) break
-    let url: string | undefined
-    try {
-      if (isAbsoluteHttp(href)) url = normalizeUrl(href, undefined, normalizeOpts)
-      else if (base !== undefined) url = normalizeUrl(href, base, normalizeOpts)
-    } catch {
-      // The normalizer returns undefined for bad input; this only keeps a bug there from losing the page.
+    let key: string
+    if (isAbsoluteHttp(href)) {
+      key = href
+    } else if (base === undefined) {
+      continue
+    } else if (href.charCodeAt(0) === 0x2f && href.charCodeAt(1) !== 0x2f) { // '/x', not '//host'
+      origin ??= originOfBase(base)
+      key = origin + href
+    } else if (href === '' || href.charCodeAt(0) === 0x3f || href.charCodeAt(0) === 0x23 || href.charCodeAt(0) === 0x2f) { // '', '?q', '#f', '//host'
+      key = base + '\n' + href
+    } else {
+      dir ??= dirOfBase(base)
+      key = dir + '\n' + href
     }
-    if (url !== undefined) links.add(url)
+    let url = cache.get(key)
+    if (url === undefined) {
+      try {
+        url = (isAbsoluteHttp(href) ? normalizeUrl(href, undefined, normalizeOpts) : normalizeUrl(href, base, normalizeOpts)) ?? null
+      } catch {
+        // The normalizer returns undefined for bad input; this only keeps a bug there from losing the page.
+        url = null
+      }
+      cache.set(key, url)
+    }
+    if (url !== null) links.add(url)
   }
   return [...links]
+}
+
+/** scheme://authority of a serialized base URL. */
+function originOfBase (base: string): string {
+  const end = base.indexOf('/', base.indexOf('//') + 2)
+  return end === -1 ? base : base.slice(0, end)
+}
+
+/** The base up to its last '/' before any query: what a relative path resolves against. */
+function dirOfBase (base: string): string {
+  const q = base.search(/[?#]/)
+  const path = q === -1 ? base : base.slice(0, q)
+  return path.slice(0, path.lastIndexOf('/') + 1)
+}
+
+/**
+ * A bounded cache, href key → normalized URL (null: not a crawlable URL), one per set of normalize
+ * options. Two generations: when the young one fills, it becomes the old one and the old is dropped,
+ * which approximates LRU without reordering a Map on every hit.
+ */
+class ResolveCache {
+  private young = new Map<string, string | null>()
+  private old = new Map<string, string | null>()
+  constructor (private readonly half: number) {}
+
+  get (key: string): string | null | undefined {
+    const v = this.young.get(key)
+    if (v !== undefined) return v
+    const o = this.old.get(key)
+    if (o !== undefined) this.set(key, o)
+    return o
+  }
+
+  set (key: string, value: string | null): void {
+    this.young.set(key, value)
+    if (this.young.size >= this.half) {
+      this.old = this.young
+      this.young = new Map()
+    }
+  }
+}
+
+const RESOLVE_CACHE_ENTRIES = 20_000
+const resolveCaches = new WeakMap<object, ResolveCache>()
+const defaultResolveCache = new ResolveCache(RESOLVE_CACHE_ENTRIES / 2)
+
+function resolveCacheFor (opts: NormalizeOptions): ResolveCache {
+  const key = opts.stripParams
+  if (key == null) return defaultResolveCache
+  let c = resolveCaches.get(key)
+  if (c == null) resolveCaches.set(key, c = new ResolveCache(RESOLVE_CACHE_ENTRIES / 2))
+  return c
 }
 
 /**

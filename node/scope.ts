@@ -115,10 +115,36 @@ export class Scope {
     this.domains.add(registrableDomain(new URL(normalized).hostname))
   }
 
-  /** `url` is expected normalized (see `normalizeUrl`); other spellings are parsed as they are. */
+  /**
+   * `url` is expected normalized (see `normalizeUrl`): lower-case scheme and host, no default port,
+   * no userinfo, a path. Such a URL is checked with string operations only (this runs for every
+   * discovered link); any other spelling is parsed first.
+   */
   check (url: string): ScopeVerdict {
     if (url.length > this.maxUrlLength) return REJECT['url-too-long']
+    const start = url.startsWith('https://') ? 8 : url.startsWith('http://') ? 7 : -1
+    if (start === -1 || url.includes('@', start) || /[A-Z]/.test(url.slice(start, url.indexOf('/', start)))) {
+      return this.checkParsed(url)
+    }
+    let end = url.indexOf('/', start)
+    if (end === -1) return this.checkParsed(url)
+    const authority = url.slice(start, end)
+    const colon = authority.lastIndexOf(':')
+    const hasPort = colon !== -1 && colon > authority.lastIndexOf(']')
+    const hostname = hasPort ? authority.slice(0, colon) : authority
+    if (hostname.endsWith('.')) return this.checkParsed(url)
+    const hostKey = hasPort ? authority : `${authority}:${start === 8 ? '443' : '80'}`
+    if (!this.inScopeHost(hostname, hostKey)) return REJECT['out-of-scope']
+    for (const re of this.exclude) {
+      if (re.test(url)) return REJECT.excluded
+    }
+    if (this.include.length > 0 && !this.include.some(re => re.test(url))) return REJECT['not-included']
+    const q = url.indexOf('?', end)
+    end = q === -1 ? url.length : q
+    return this.checkPath(url.slice(url.indexOf('/', start), end))
+  }
 
+  private checkParsed (url: string): ScopeVerdict {
     let u: URL
     try {
       u = new URL(url)
@@ -134,6 +160,25 @@ export class Scope {
     if (this.include.length > 0 && !this.include.some(re => re.test(url))) return REJECT['not-included']
 
     return this.checkPath(u.pathname)
+  }
+
+  private inScopeHost (hostname: string, hostKey: string): boolean {
+    switch (this.mode) {
+      case 'any':
+        return true
+      case 'host':
+        return this.hostKeys.has(hostKey)
+      case 'domain': {
+        let host = hostname
+        if (isIpHost(host)) return this.domains.has(host)
+        for (;;) {
+          if (this.domains.has(host)) return true
+          const dot = host.indexOf('.')
+          if (dot === -1) return false
+          host = host.slice(dot + 1)
+        }
+      }
+    }
   }
 
   private inScope (u: URL): boolean {

@@ -17,7 +17,8 @@ export class BloomFilter {
     this.words = new Uint32Array(Math.ceil(bits / 32))
   }
 
-  private positions (s: string, fn: (bit: number) => boolean): boolean {
+  /** Two 32-bit hashes of the string in one pass (FNV-1a and a murmur-style mix). */
+  private hash (s: string): void {
     let h1 = 0x811c9dc5
     let h2 = 0x01000193 ^ s.length
     for (let i = 0; i < s.length; i++) {
@@ -26,21 +27,30 @@ export class BloomFilter {
       h2 = Math.imul(h2 ^ c, 0x5bd1e995)
       h2 ^= h2 >>> 15
     }
-    h1 >>>= 0
-    h2 = (h2 >>> 0) | 1
-    for (let i = 0; i < this.hashes; i++) {
-      const bit = (h1 + Math.imul(i, h2)) >>> 0
-      if (!fn(bit % this.bits)) return false
-    }
-    return true
+    this.h1 = h1 >>> 0
+    this.h2 = (h2 >>> 0) | 1
   }
 
+  private h1 = 0
+  private h2 = 0
+
   add (s: string): void {
-    this.positions(s, bit => { this.words[bit >>> 5] |= 1 << (bit & 31); return true })
+    this.hash(s)
+    const { h1, h2, bits, words } = this
+    for (let i = 0; i < this.hashes; i++) {
+      const bit = ((h1 + Math.imul(i, h2)) >>> 0) % bits
+      words[bit >>> 5] |= 1 << (bit & 31)
+    }
   }
 
   has (s: string): boolean {
-    return this.positions(s, bit => (this.words[bit >>> 5] & (1 << (bit & 31))) !== 0)
+    this.hash(s)
+    const { h1, h2, bits, words } = this
+    for (let i = 0; i < this.hashes; i++) {
+      const bit = ((h1 + Math.imul(i, h2)) >>> 0) % bits
+      if ((words[bit >>> 5] & (1 << (bit & 31))) === 0) return false
+    }
+    return true
   }
 }
 
@@ -52,7 +62,9 @@ export class BloomFilter {
  */
 export class SeenSet {
   private readonly filter: BloomFilter
-  private readonly cache = new Map<string, number>()
+  /** Recent answers, in two generations (see `remember`). */
+  private young = new Map<string, number>()
+  private old = new Map<string, number>()
   private readonly cacheSize: number
   /** Marked, write not yet landed: the disk can't answer for them yet. */
   private readonly pending = new Map<string, number>()
@@ -74,14 +86,25 @@ export class SeenSet {
     return n
   }
 
+  /**
+   * Keep an answer. Two generations approximate LRU without reordering a Map on every hit: when the
+   * young one holds half the cache size it becomes the old one, and the old one is dropped.
+   */
   private remember (url: string, value: number): void {
     if (this.cacheSize === 0) return
-    this.cache.delete(url)
-    this.cache.set(url, value)
-    if (this.cache.size > this.cacheSize) {
-      const oldest = this.cache.keys().next().value
-      if (oldest !== undefined) this.cache.delete(oldest)
+    this.young.set(url, value)
+    if (this.young.size >= this.cacheSize / 2) {
+      this.old = this.young
+      this.young = new Map()
     }
+  }
+
+  private cached (url: string): number | undefined {
+    const v = this.young.get(url)
+    if (v !== undefined) return v
+    const o = this.old.get(url)
+    if (o !== undefined) this.remember(url, o)
+    return o
   }
 
   /**
@@ -95,7 +118,7 @@ export class SeenSet {
       const u = urls[i]
       const p = this.pending.get(u)
       if (p !== undefined) { out[i] = p; continue }
-      const c = this.cache.get(u)
+      const c = this.cached(u)
       if (c !== undefined) { out[i] = c; continue }
       if (!this.filter.has(u)) { this.filterSkips++; continue }
       ;(diskIdx ??= []).push(i)
@@ -116,7 +139,7 @@ export class SeenSet {
 
   /** What memory alone knows of a URL (marks not yet written, recent answers). */
   peek (url: string): number | undefined {
-    return this.pending.get(url) ?? this.cache.get(url)
+    return this.pending.get(url) ?? this.cached(url)
   }
 
   /** Mark a URL seen with `value`; returns the write, which the caller batches. Call `landed` after. */

@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { readStored } from '../../node/crawl.js'
 import { Store } from '../../node/db.js'
 import { MetadataStore } from '../../node/metadata.js'
-import { finished, lastJson, startShoal } from '../utils/cli.js'
+import { finished, killAllShoals, lastJson, startShoal } from '../utils/cli.js'
 
 /** A site of `pages` pages, each answered after `latency` ms, counting requests per path. */
 async function slowSite (pages: number, latency: number): Promise<{ base: string, hits: Map<string, number>, total: () => number, onHit: (n: number, fn: () => void) => void, close: () => Promise<void> }> {
@@ -43,7 +43,10 @@ describe('crash and resume (real process, SIGKILL)', function () {
   let dir: string
 
   beforeEach(async () => { dir = await mkdtemp(join(tmpdir(), 'shoal-resume-')) })
-  afterEach(async () => { await rm(dir, { recursive: true, force: true }) })
+  afterEach(async () => {
+    killAllShoals()
+    await rm(dir, { recursive: true, force: true })
+  })
 
   it('finishes the crawl after SIGKILL, fetching again only what was in flight', async () => {
     const pages = 300

@@ -5,9 +5,20 @@ export const SHOAL_BIN = fileURLToPath(new URL('../../bin/shoal.js', import.meta
 
 export interface CliResult { code: number | null, signal: NodeJS.Signals | null, stdout: string, stderr: string }
 
+const running = new Set<ChildProcess>()
+
 /** Start `shoal ARGS…` as a real process. */
 export function startShoal (args: string[], env: Record<string, string> = {}): ChildProcess {
-  return spawn(process.execPath, [SHOAL_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
+  const child = spawn(process.execPath, [SHOAL_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
+  running.add(child)
+  child.once('exit', () => running.delete(child))
+  return child
+}
+
+/** SIGKILL every shoal process a test started that is still running (call in afterEach). */
+export function killAllShoals (): void {
+  for (const child of running) child.kill('SIGKILL')
+  running.clear()
 }
 
 /** Wait for a process to end, collecting its output. */
