@@ -422,6 +422,12 @@ function resolveLinks (collector: LinkCollector, pageUrl: string, maxLinks: numb
   const links = new Set<string>()
   for (const href of collector.hrefs) {
     if (links.size >= maxLinks) break
+    // Fast path: '/a/b-c_d.e~f' needs no parsing — WHATWG serializes such a path as it is written.
+    if (href.charCodeAt(0) === 0x2f && base !== undefined && isPlainRootPath(href)) {
+      origin ??= originOfBase(base)
+      links.add(origin + href)
+      continue
+    }
     let key: string
     if (isAbsoluteHttp(href)) {
       key = href
@@ -449,6 +455,28 @@ function resolveLinks (collector: LinkCollector, pageUrl: string, maxLinks: numb
     if (url !== null) links.add(url)
   }
   return [...links]
+}
+
+/**
+ * A root-relative path of unreserved characters and '/', with no empty first segment ('//' is a
+ * network path), no dot segment and no query or fragment: resolving it against any base gives
+ * origin + path, character for character (WHATWG URL path state; RFC 3986 §2.3).
+ */
+function isPlainRootPath (href: string): boolean {
+  const n = href.length
+  if (n < 2 || href.charCodeAt(1) === 0x2f) return n === 1
+  for (let i = 1; i < n; i++) {
+    const c = href.charCodeAt(i)
+    if ((c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x5f || c === 0x7e) continue
+    if (c === 0x2f) continue
+    if (c === 0x2e) {
+      // '.' starting a segment could be a dot segment: leave it to the full parser.
+      if (href.charCodeAt(i - 1) === 0x2f) return false
+      continue
+    }
+    return false
+  }
+  return true
 }
 
 /** scheme://authority of a serialized base URL. */
