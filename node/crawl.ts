@@ -1,4 +1,4 @@
-import { Peer, type PeerStats } from './peer.js'
+import { Peer, storePath, type PeerStats } from './peer.js'
 import type { CrawlConfig } from './config.js'
 import type { HttpClient } from './types.js'
 import { Store } from './db.js'
@@ -107,7 +107,7 @@ function round (n: number, digits: number): number {
 /** Read a URL's record and (optionally) body from a data dir no peer is running on. */
 export async function readStored (dataDir: string, url: string, opts: { body?: boolean } = {}): Promise<{ url: string, record?: UrlRecord, body?: Uint8Array }> {
   const normalized = normalizeUrl(url) ?? url
-  const store = new Store(dataDir)
+  const store = new Store(storePath(dataDir), { createIfMissing: false })
   try {
     await store.open()
   } catch (err: any) {

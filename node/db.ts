@@ -35,6 +35,8 @@ export interface BatchOp {
 }
 
 export interface StoreInit {
+  /** Open fails instead of creating an empty store. @default true */
+  createIfMissing?: boolean
   clock?: Clock
   batchMaxOps?: number
   batchMaxWait?: number
@@ -46,7 +48,7 @@ export class Store {
   private readonly batcher: WriteBatcher
 
   constructor (dir: string, init: StoreInit = {}) {
-    this.db = new Level<string, any>(dir, { keyEncoding: 'utf8', valueEncoding: msgpackEncoding as any })
+    this.db = new Level<string, any>(dir, { keyEncoding: 'utf8', valueEncoding: msgpackEncoding as any, createIfMissing: init.createIfMissing ?? true })
     const subs: Partial<Record<SublevelName, Sub>> = {}
     for (const name of SUBLEVELS) {
       subs[name] = this.db.sublevel<string, any>(name, {

@@ -7,9 +7,9 @@ import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@
 import { gossipsub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
 import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
-import { peerIdFromString } from '@libp2p/peer-id'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
+import { isLoopback } from '@libp2p/utils'
 import { yamux } from '@libp2p/yamux'
 import { multiaddr } from '@multiformats/multiaddr'
 import debug from 'debug'
@@ -103,7 +103,7 @@ export interface Network {
   peerId: string
   /** Full listen multiaddrs, each ending in `/p2p/<peer id>`. */
   multiaddrs(): string[]
-  /** Resolves once at least one bootstrap peer (or any peer) is connected. */
+  /** Resolves once connected to a peer of the cluster; at once when there is no one to join (no bootstrap but self). */
   joined(): Promise<void>
   stop(): Promise<void>
 }
@@ -210,12 +210,16 @@ export async function createNetwork (init: NetworkInit): Promise<Network> {
       ping: ping(),
       dht: kadDHT({
         protocol: dhtProtocol(opts.cluster),
-        // A local cluster needs server mode from the start: libp2p only switches a DHT to server
-        // mode by itself once it sees a publicly dialable address, which loopback never is.
+        // Every peer answers DHT queries from the start. Left unset, kad-dht starts as a client
+        // and turns server only once it sees a publicly dialable address: never on loopback/LAN.
         clientMode: false,
-        // The default mapper drops loopback and private addresses from DHT answers, so a joiner
-        // on 127.0.0.1 would learn peer ids it cannot dial.
-        ...(opts.allowLoopback ? { peerInfoMapper: passthroughMapper } : {})
+        // The first self-query waits for the first routing-table peer anyway; starting it at once
+        // (not after the default 1 s) lets a joiner learn the cluster as soon as it connects. Every
+        // other query waits for that first self-query.
+        initialQuerySelfInterval: 0,
+        // kad-dht's default mapper (made for the public DHT) drops loopback and private addresses
+        // from DHT answers: a joiner on 127.0.0.1 or a LAN would learn peer ids it cannot dial.
+        peerInfoMapper: opts.allowLoopback ? passthroughMapper : removeLoopbackMapper
       }),
       pubsub: gossipsub({
         allowPublishToZeroTopicPeers: true,
@@ -229,6 +233,14 @@ export async function createNetwork (init: NetworkInit): Promise<Network> {
   const net = new Net(libp2p, opts, init.log)
   net.start()
   return net
+}
+
+/**
+ * For a cluster spread over hosts: keep private (LAN) addresses, which a private cluster DHT is
+ * made of, and drop loopback ones, which name another process on the asking host.
+ */
+export function removeLoopbackMapper (peer: PeerInfo): PeerInfo {
+  return { ...peer, multiaddrs: peer.multiaddrs.filter(ma => !isLoopback(ma)) }
 }
 
 class Net implements Network {
@@ -327,21 +339,22 @@ class Net implements Network {
     if (this.opts.bootstrap.length > 0 && targets.length === 0) {
       this.say('bootstrap: only our own address is listed; waiting for other peers to dial us')
     }
+    if (targets.length === 0) this.joinedOnce.resolve() // the first peer of its cluster
     let delay = this.opts.bootstrapRetry
-    let lostOnce = false
+    let wasConnected = false
     while (!this.stopped) {
       if (this.connected()) {
         this.joinedOnce.resolve()
         delay = this.opts.bootstrapRetry
-        lostOnce = true
+        wasConnected = true
         await this.pause(FOREVER)
         continue
       }
-      if (targets.length === 0 && !lostOnce) {
+      if (targets.length === 0 && !wasConnected) {
         await this.pause(FOREVER)
         continue
       }
-      const others = lostOnce ? await this.knownPeers(targets) : []
+      const others = wasConnected ? await this.knownPeers(targets) : []
       const attempts = [
         ...targets.map(async ma => { await this.dial(ma); return ma.toString() }),
         ...others.map(async id => { await this.dial(id); return id.toString() })
@@ -365,7 +378,7 @@ class Net implements Network {
     }
   }
 
-  /** Peers in the peer store with addresses, not among the bootstrap targets, most recently updated first. */
+  /** A few peers of the peer store that have addresses (not the bootstrap targets, which are dialled anyway). */
   private async knownPeers (targets: Multiaddr[]): Promise<PeerId[]> {
     const skip = new Set(targets.map(ma => ma.getComponents().find(c => c.name === 'p2p')?.value))
     const peers = await this.libp2p.peerStore.all({
@@ -481,10 +494,4 @@ export function reason (err: unknown): string {
   if (found != null) return found
   const e = err as any
   return String(e?.message ?? e ?? 'unknown error').split('\n')[0]
-}
-
-/** The peer id named by a multiaddr's `/p2p/` part, if any. */
-export function peerIdOf (ma: string): PeerId | undefined {
-  const id = multiaddr(ma).getComponents().find(c => c.name === 'p2p')?.value
-  return id == null ? undefined : peerIdFromString(id)
 }

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
 import debug from 'debug'
 import { BlockStore } from './blocks.js'
 import { resolveConfig, type CrawlConfig, type ResolvedConfig } from './config.js'
@@ -109,7 +110,7 @@ export class Peer {
     if (this.running) return
     const cfg = this.config
     await mkdir(this.dataDir, { recursive: true })
-    this.store = new Store(this.dataDir, { clock: this.clock, batchMaxOps: cfg.batchMaxOps, batchMaxWait: cfg.batchMaxWait })
+    this.store = new Store(storePath(this.dataDir), { clock: this.clock, batchMaxOps: cfg.batchMaxOps, batchMaxWait: cfg.batchMaxWait })
     await this.store.open().catch((err: any) => {
       if (String(err?.cause?.message ?? err.message).includes('lock')) {
         throw new Error(`data dir ${this.dataDir} is in use by another shoal process`, { cause: err })
@@ -381,6 +382,11 @@ export class Peer {
     ops.push(this.metadata.putOp(record))
     await this.frontier.complete(lease, ops, record.status, record.fetchedAt)
   }
+}
+
+/** The LevelDB of a data dir (the dir also holds the peer's libp2p key). */
+export function storePath (dataDir: string): string {
+  return join(dataDir, 'db')
 }
 
 export function shortId (peerId: string): string {

@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { readStored } from '../../node/crawl.js'
 import { Store } from '../../node/db.js'
 import { MetadataStore } from '../../node/metadata.js'
+import { storePath } from '../../node/peer.js'
 import { finished, killAllShoals, lastJson, startShoal } from '../utils/cli.js'
 
 /** A site of `pages` pages, each answered after `latency` ms, counting requests per path. */
@@ -65,7 +66,7 @@ describe('crash and resume (real process, SIGKILL)', function () {
 
       // What was requested before the kill, and what the store had recorded as done.
       const requested = new Set([...site.hits.keys()].filter(p => p !== '/robots.txt'))
-      const store = new Store(data)
+      const store = new Store(storePath(data))
       await store.open()
       const records = await new MetadataStore(store).getMany([...requested].map(p => site.base + p))
       await store.close()

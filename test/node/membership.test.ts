@@ -237,7 +237,9 @@ describe('membership', function () {
         const lines: string[] = []
         let fetched = 0
         const m = new Membership({ libp2p: net.libp2p }, {
-          cluster: 'test', heartbeatInterval: 200, silenceTimeout: 1000, getCounters: () => ({ fetched: fetched++ }), api: `api-of-${net.peerId.slice(-6)}`, log: l => { lines.push(l) }, ...init
+          // a silence timeout far above the heartbeat interval: an event-loop stall on a loaded
+          // machine must not look like a silent peer, except in the test about silence
+          cluster: 'test', heartbeatInterval: 200, silenceTimeout: 3000, getCounters: () => ({ fetched: fetched++ }), api: `api-of-${net.peerId.slice(-6)}`, log: l => { lines.push(l) }, ...init
         })
         m.start()
         nets.onCleanup(() => { m.stop() })
@@ -277,19 +279,17 @@ describe('membership', function () {
     })
 
     it('a peer whose heartbeats stop is dropped after silenceTimeout though still connected, and comes back', async () => {
-      const peers = await cluster(3)
+      const peers = await cluster(3, { silenceTimeout: 1000 })
       await Promise.all(peers.map(async p => await membersWhen(p.m, l => l.length === 3)))
       const [hung, ...stay] = [peers[1], peers[0], peers[2]]
-      const started = Date.now()
       const dropped = stay.map(async p => await membersWhen(p.m, l => !l.includes(hung.net.peerId), 8000))
       hung.m.pauseHeartbeats()
       await Promise.all(dropped)
-      const elapsed = Date.now() - started
-      // the last heartbeat can be up to one interval old when the pause starts
-      assert.ok(elapsed >= 1000 - 200, `dropped after ${elapsed} ms, before the silence timeout`)
       for (const p of stay) {
         assert.ok(connectedPeers(p.net).includes(hung.net.peerId), 'still connected')
-        assert.ok(p.lines.some(l => l.startsWith(`member ${hung.net.peerId} left: silent for`)), p.lines.join('\n'))
+        const line = p.lines.find(l => l.startsWith(`member ${hung.net.peerId} left: silent for `))
+        assert.ok(line != null, p.lines.join('\n'))
+        assert.ok(Number(/silent for (\d+) ms/.exec(line)?.[1]) > 1000, line)
       }
       hung.m.resumeHeartbeats()
       await Promise.all(stay.map(async p => await membersWhen(p.m, l => l.includes(hung.net.peerId), 8000)))
@@ -298,7 +298,7 @@ describe('membership', function () {
     it('malformed heartbeats published on the topic are ignored with a log line', async () => {
       const peers = await cluster(3)
       // a fourth peer without a membership publishes garbage on the members topic
-      const rogue = await nets.start({ cluster: 'test', bootstrap: peers[0].net.multiaddrs() })
+      const rogue = await nets.start({ cluster: 'test', bootstrap: peers.flatMap(p => p.net.multiaddrs()) })
       const topic = membersTopic('test')
       await waitFor(() => peers.every(p => connectedPeers(rogue).includes(p.net.peerId)) &&
         peers.every(p => rogue.libp2p.services.pubsub.getSubscribers(topic).some(id => id.toString() === p.net.peerId)), {
@@ -310,7 +310,17 @@ describe('membership', function () {
         pack({ v: 1, peer: rogue.peerId, seq: Date.now(), at: Date.now(), counters: Object.fromEntries(Array.from({ length: 500 }, (_, i) => [`c${i}`, i])) }),
         new Uint8Array(MAX_HEARTBEAT_BYTES + 1)
       ]
-      for (const data of bad) await rogue.libp2p.services.pubsub.publish(topic, data)
+      // gossipsub sends only over an outbound stream it has opened, which can lag behind the
+      // subscriptions it has heard: publish until the first message reaches every peer
+      const pubsub = rogue.libp2p.services.pubsub
+      await waitFor(async () => {
+        const { recipients } = await pubsub.publish(topic, bad[0])
+        return peers.every(p => recipients.some(id => id.toString() === p.net.peerId))
+      }, { interval: 100, message: 'a publish that reaches every peer' })
+      for (const data of bad.slice(1)) {
+        const { recipients } = await pubsub.publish(topic, data)
+        assert.equal(recipients.length, peers.length)
+      }
       const expected = [/: not msgpack/, /: peer field .* is not the signer/, /: 500 counters, more than/, /bytes, more than/]
       for (const p of peers) {
         await waitFor(() => expected.every(re => p.lines.some(l => l.startsWith(`malformed heartbeat from ${rogue.peerId}`) && re.test(l))), {
