@@ -194,6 +194,7 @@ export class Peer {
     if (!this.running) return
     this.running = false
     this.abort.abort()
+    this.router.stop()
     await this.frontier.stop()
     this.pages.close()
     await Promise.allSettled(this.loops)

@@ -1,8 +1,11 @@
 import { isIP } from 'node:net'
+import debug from 'debug'
 import { isPrivateAddress } from './fetcher.js'
 import type { Frontier } from './frontier.js'
 import type { Scope } from './scope.js'
 import type { Link } from './types.js'
+
+const log = debug('shoal:router')
 
 /**
  * Who owns a host. A single peer owns everything; the cluster's ring answers for many peers.
@@ -36,6 +39,8 @@ export interface RouterStats {
   outOfScope: Record<string, number>
   routedLocal: number
   routedRemote: number
+  /** Links re-sent after an owner failed to acknowledge them. */
+  resent: number
   bytesRouted: number
   messagesRouted: number
 }
@@ -46,9 +51,11 @@ export interface RouterStats {
  * when every owner has the links durably, so a page is marked done only after its links are safe.
  */
 export class Router {
-  readonly stats: RouterStats = { linksIn: 0, outOfScope: {}, routedLocal: 0, routedRemote: 0, bytesRouted: 0, messagesRouted: 0 }
+  readonly stats: RouterStats = { linksIn: 0, outOfScope: {}, routedLocal: 0, routedRemote: 0, resent: 0, bytesRouted: 0, messagesRouted: 0 }
 
   private readonly allowPrivate: boolean
+  private readonly abort = new AbortController()
+  private get stopping (): AbortSignal { return this.abort.signal }
 
   constructor (private readonly components: RouterComponents, init: RouterInit = {}) {
     this.allowPrivate = init.allowPrivate ?? false
@@ -56,7 +63,7 @@ export class Router {
 
   async route (links: Link[], opts: { skipScope?: boolean } = {}): Promise<void> {
     if (links.length === 0) return
-    const { frontier, scope, ownership, transport } = this.components
+    const { scope, ownership } = this.components
     this.stats.linksIn += links.length
     const byOwner = new Map<string, Link[]>()
     for (const l of links) {
@@ -77,6 +84,12 @@ export class Router {
       if (batch == null) byOwner.set(owner, batch = [])
       batch.push(l)
     }
+    await this.deliver(byOwner, 0)
+  }
+
+  /** Hand each owner its batch; a batch an owner did not acknowledge goes to whoever owns it now. */
+  private async deliver (byOwner: Map<string, Link[]>, attempt: number): Promise<void> {
+    const { frontier, ownership, transport } = this.components
     const sends: Array<Promise<unknown>> = []
     for (const [owner, batch] of byOwner) {
       if (owner === ownership.self || transport == null) {
@@ -84,11 +97,45 @@ export class Router {
         sends.push(frontier.add(batch))
       } else {
         this.stats.routedRemote += batch.length
-        sends.push(transport.send(owner, batch))
+        sends.push(transport.send(owner, batch).catch(async (err: any) => {
+          if (this.stopping.aborted) throw err
+          this.stats.resent += batch.length
+          log('%d links for %s not acknowledged (%s); re-routing', batch.length, owner, err.message)
+          await sleep(Math.min(RETRY_BASE * 2 ** attempt, RETRY_MAX), this.stopping)
+          await this.deliver(this.group(batch), attempt + 1)
+        }))
       }
     }
     await Promise.all(sends)
   }
+
+  private group (links: Link[]): Map<string, Link[]> {
+    const byOwner = new Map<string, Link[]>()
+    for (const l of links) {
+      const owner = this.components.ownership.owner(hostKeyFast(l.url))
+      let batch = byOwner.get(owner)
+      if (batch == null) byOwner.set(owner, batch = [])
+      batch.push(l)
+    }
+    return byOwner
+  }
+
+  /** Stop re-sending: pending routes reject. */
+  stop (): void {
+    this.abort.abort()
+  }
+}
+
+const RETRY_BASE = 50
+const RETRY_MAX = 2000
+
+async function sleep (ms: number, signal: AbortSignal): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    if (signal.aborted) { reject(new Error('router stopped')); return }
+    const t = setTimeout(() => { signal.removeEventListener('abort', onAbort); resolve() }, ms)
+    const onAbort = (): void => { clearTimeout(t); reject(new Error('router stopped')) }
+    signal.addEventListener('abort', onAbort, { once: true })
+  })
 }
 
 /** Is the host of a `host:port` key an IP literal in a private range? (Names are checked at connect time.) */
