@@ -2,7 +2,7 @@ import { TopicValidatorResult } from '@libp2p/gossipsub'
 import { TypedEventEmitter } from '@libp2p/interface'
 import debug from 'debug'
 import { Packr } from 'msgpackr'
-import { KiB, second } from './constants.js'
+import { KiB, minute, second } from './constants.js'
 import { ConfigError } from './errors.js'
 import { systemClock } from './types.js'
 import type { Clock } from './types.js'
@@ -22,6 +22,8 @@ export const MAX_INFO_FIELDS = 32
 export const MAX_KEY_LENGTH = 64
 export const MAX_INFO_STRING_LENGTH = 1024
 export const MAX_API_LENGTH = 256
+/** Malformed heartbeats of one sender logged per minute; the rest are counted, not logged. */
+export const MAX_MALFORMED_LOGS_PER_MINUTE = 20
 /** A peer that left is forgotten (its last heartbeat too) after this many silence timeouts. */
 const FORGET_AFTER_SILENCES = 10
 
@@ -214,6 +216,8 @@ export class Membership extends TypedEventEmitter<MembershipEvents> {
   private readonly peers = new Map<string, Entry>()
   /** Heartbeats decoded by the topic validator, picked up by the message handler. */
   private readonly decoded = new WeakMap<Message, Heartbeat>()
+  /** Per sender: the minute being counted and how many malformed heartbeats it sent in it. */
+  private readonly malformed = new Map<string, { since: number, count: number }>()
   private current: string[]
   private api?: string
   private extra?: InfoMap
@@ -375,7 +379,7 @@ export class Membership extends TypedEventEmitter<MembershipEvents> {
   /** gossipsub topic validator: a rejected heartbeat is neither delivered nor forwarded, and its sender is penalised. */
   private validate (_from: PeerId, msg: Message): TopicValidatorResult {
     if (msg.type !== 'signed') {
-      this.say('malformed heartbeat: unsigned message; ignored')
+      this.logMalformed('an unknown sender', 'unsigned message')
       return TopicValidatorResult.Reject
     }
     const from = msg.from.toString()
@@ -383,9 +387,25 @@ export class Membership extends TypedEventEmitter<MembershipEvents> {
       this.decoded.set(msg, decodeHeartbeat(msg.data, from))
       return TopicValidatorResult.Accept
     } catch (err: any) {
-      this.say(`malformed heartbeat from ${from}: ${String(err?.message ?? err)}; ignored`)
+      this.logMalformed(from, String(err?.message ?? err))
       return TopicValidatorResult.Reject
     }
+  }
+
+  /** One line per malformed heartbeat, up to a limit per sender and minute: a flood must not flood the log. */
+  private logMalformed (from: string, why: string): void {
+    const now = this.clock.now()
+    let w = this.malformed.get(from)
+    if (w == null || now - w.since >= minute) {
+      if (w != null && w.count > MAX_MALFORMED_LOGS_PER_MINUTE) {
+        this.say(`${w.count - MAX_MALFORMED_LOGS_PER_MINUTE} more malformed heartbeats from ${from} were not logged`)
+      }
+      w = { since: now, count: 0 }
+      this.malformed.set(from, w)
+    }
+    w.count++
+    if (w.count <= MAX_MALFORMED_LOGS_PER_MINUTE) this.say(`malformed heartbeat from ${from}: ${why}; ignored`)
+    else debugLog('malformed heartbeat from %s: %s; ignored', from, why)
   }
 
   private onMessage (evt: CustomEvent<Message>): void {
@@ -447,6 +467,13 @@ export class Membership extends TypedEventEmitter<MembershipEvents> {
 
   private sweep (): void {
     const now = this.clock.now()
+    for (const [from, w] of this.malformed) {
+      if (now - w.since < minute) continue
+      if (w.count > MAX_MALFORMED_LOGS_PER_MINUTE) {
+        this.say(`${w.count - MAX_MALFORMED_LOGS_PER_MINUTE} more malformed heartbeats from ${from} were not logged`)
+      }
+      this.malformed.delete(from)
+    }
     for (const [peer, e] of this.peers) {
       if (e.member && now - e.heardAt > this.silenceTimeout) {
         this.leave(peer, `silent for ${now - e.heardAt} ms`)

@@ -4,10 +4,10 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { pack } from 'msgpackr'
 import {
   Membership, decodeHeartbeat, encodeHeartbeat, membersTopic,
-  MAX_COUNTERS, MAX_HEARTBEAT_BYTES
+  MAX_COUNTERS, MAX_HEARTBEAT_BYTES, MAX_MALFORMED_LOGS_PER_MINUTE
 } from '../../node/membership.js'
 import { ManualClock } from '../utils/clock.js'
-import { connectedPeers, useNetworks, waitFor } from '../utils/libp2p.js'
+import { connectedPeers, spawnPeer, useNetworks, waitFor } from '../utils/libp2p.js'
 import type { Heartbeat, MembershipInit } from '../../node/membership.js'
 import type { Network } from '../../node/net.js'
 import type { PeerId } from '@libp2p/interface'
@@ -217,6 +217,17 @@ describe('membership', function () {
       assert.ok(m.members().includes(a.toString()))
     })
 
+    it('logs a flood of malformed heartbeats only up to a limit per sender and minute', async () => {
+      const { libp2p, clock, lines } = setup()
+      const flood = MAX_MALFORMED_LOGS_PER_MINUTE + 5
+      for (let i = 0; i < flood; i++) await libp2p.services.pubsub.deliver(a, new Uint8Array([0x82]))
+      assert.equal(lines.filter(l => l.startsWith(`malformed heartbeat from ${a.toString()}`)).length, MAX_MALFORMED_LOGS_PER_MINUTE)
+      clock.advance(60_000)
+      assert.ok(lines.includes(`5 more malformed heartbeats from ${a.toString()} were not logged`), lines.join('\n'))
+      await libp2p.services.pubsub.deliver(a, new Uint8Array([0x82]))
+      assert.equal(lines.filter(l => l.startsWith(`malformed heartbeat from ${a.toString()}`)).length, MAX_MALFORMED_LOGS_PER_MINUTE + 1)
+    })
+
     it('fails fast on options that are wrong', () => {
       const libp2p = fakeLibp2p(self) as any
       assert.throws(() => new Membership({ libp2p }, { heartbeatInterval: 0 }), { name: 'ConfigError', message: /heartbeatInterval must be a positive number/ })
@@ -293,6 +304,33 @@ describe('membership', function () {
       }
       hung.m.resumeHeartbeats()
       await Promise.all(stay.map(async p => await membersWhen(p.m, l => l.includes(hung.net.peerId), 8000)))
+    })
+
+    it('a hung peer (SIGSTOP) leaves after the silence timeout, comes back on SIGCONT; a killed one (SIGKILL) leaves on connection close', async () => {
+      const peers = await cluster(2, { silenceTimeout: 1500 })
+      const child = await spawnPeer(nets, { cluster: 'test', bootstrap: peers[0].net.multiaddrs() })
+      const id = child.peerId
+      await waitFor(() => peers.every(p => connectedPeers(p.net).includes(id) && p.m.members().includes(id)), {
+        timeout: 15_000, message: 'the child peer connected and a member', describe: () => peers.map(p => p.m.members().length)
+      })
+      const leftLines = (p: typeof peers[number]): string[] => p.lines.filter(l => l.startsWith(`member ${id} left: `))
+
+      child.process.kill('SIGSTOP')
+      await Promise.all(peers.map(async p => await membersWhen(p.m, l => !l.includes(id), 8000)))
+      for (const p of peers) {
+        assert.match(leftLines(p).at(-1) ?? '', /left: silent for \d+ ms$/)
+        assert.ok(connectedPeers(p.net).includes(id), 'a hung peer keeps its connections open')
+      }
+
+      child.process.kill('SIGCONT')
+      await Promise.all(peers.map(async p => await membersWhen(p.m, l => l.includes(id), 8000)))
+
+      const killed = Date.now()
+      child.process.kill('SIGKILL')
+      await Promise.all(peers.map(async p => await membersWhen(p.m, l => !l.includes(id), 8000)))
+      const elapsed = Date.now() - killed
+      for (const p of peers) assert.equal(leftLines(p).at(-1), `member ${id} left: connection closed`)
+      assert.ok(elapsed < 1500, `noticed after ${elapsed} ms`)
     })
 
     it('malformed heartbeats published on the topic are ignored with a log line', async () => {

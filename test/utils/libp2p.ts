@@ -1,8 +1,11 @@
+import { spawn } from 'node:child_process'
 import { createServer } from 'node:net'
+import { fileURLToPath } from 'node:url'
 import { createNetwork } from '../../node/net.js'
 import { tempDir } from './tmp.js'
 import type { Network, NetworkInit } from '../../node/net.js'
 import type { TempDir } from './tmp.js'
+import type { ChildProcess } from 'node:child_process'
 
 /**
  * Poll `condition` until it holds, failing with `message` (and the last value of `describe`, if
@@ -85,4 +88,50 @@ export function useNetworks (): TestNetworks {
 /** Peer ids this network has an open connection to, sorted. */
 export function connectedPeers (n: Network): string[] {
   return [...new Set(n.libp2p.getConnections().filter(c => c.status === 'open').map(c => c.remotePeer.toString()))].sort()
+}
+
+const NET_MODULE = fileURLToPath(new URL('../../node/net.ts', import.meta.url))
+const MEMBERSHIP_MODULE = fileURLToPath(new URL('../../node/membership.ts', import.meta.url))
+
+export interface ChildPeer {
+  process: ChildProcess
+  peerId: string
+}
+
+/**
+ * A peer (network and membership, heartbeat 200 ms) in a child process, so that it can be killed
+ * (SIGKILL: the OS closes its sockets) or hung (SIGSTOP: its sockets stay open). Killed after the test.
+ */
+export async function spawnPeer (nets: TestNetworks, init: { bootstrap: string[], cluster: string }): Promise<ChildPeer> {
+  const code = `
+    import { createNetwork } from ${JSON.stringify(NET_MODULE)}
+    import { Membership } from ${JSON.stringify(MEMBERSHIP_MODULE)}
+    const init = JSON.parse(process.env.SHOAL_CHILD_INIT)
+    const net = await createNetwork({ ...init, allowLoopback: true, bootstrapRetry: 100, discoveryMinInterval: 250, discoveryInterval: 2000 })
+    new Membership({ libp2p: net.libp2p }, { cluster: init.cluster, heartbeatInterval: 200, silenceTimeout: 3000 }).start()
+    process.stdout.write(JSON.stringify({ peerId: net.peerId }) + '\\n')
+  `
+  const dataDir = await nets.dir()
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
+    env: { ...process.env, SHOAL_CHILD_INIT: JSON.stringify({ ...init, dataDir }) },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  nets.onCleanup(() => {
+    if (child.exitCode == null && child.signalCode == null) {
+      child.kill('SIGCONT')
+      child.kill('SIGKILL')
+    }
+  })
+  let stderr = ''
+  child.stderr?.on('data', (b: Buffer) => { stderr += b.toString() })
+  const peerId = await new Promise<string>((resolve, reject) => {
+    let out = ''
+    child.stdout?.on('data', (b: Buffer) => {
+      out += b.toString()
+      const nl = out.indexOf('\n')
+      if (nl >= 0) resolve(JSON.parse(out.slice(0, nl)).peerId)
+    })
+    child.once('exit', (code, signal) => { reject(new Error(`child peer exited (${code ?? signal}) before it started: ${stderr}`)) })
+  })
+  return { process: child, peerId }
 }
