@@ -41,6 +41,8 @@ export interface RouterStats {
   routedRemote: number
   /** Links re-sent after an owner failed to acknowledge them. */
   resent: number
+  /** Links sent to other peers and not yet acknowledged. */
+  inTransit: number
   bytesRouted: number
   messagesRouted: number
 }
@@ -51,7 +53,7 @@ export interface RouterStats {
  * when every owner has the links durably, so a page is marked done only after its links are safe.
  */
 export class Router {
-  readonly stats: RouterStats = { linksIn: 0, outOfScope: {}, routedLocal: 0, routedRemote: 0, resent: 0, bytesRouted: 0, messagesRouted: 0 }
+  readonly stats: RouterStats = { linksIn: 0, outOfScope: {}, routedLocal: 0, routedRemote: 0, resent: 0, inTransit: 0, bytesRouted: 0, messagesRouted: 0 }
 
   private readonly allowPrivate: boolean
   private readonly abort = new AbortController()
@@ -97,8 +99,16 @@ export class Router {
         sends.push(frontier.add(batch))
       } else {
         this.stats.routedRemote += batch.length
-        sends.push(transport.send(owner, batch).catch(async (err: any) => {
+        this.stats.inTransit += batch.length
+        sends.push(transport.send(owner, batch).finally(() => { this.stats.inTransit -= batch.length }).catch(async (err: any) => {
           if (this.stopping.aborted) throw err
+          if (err?.retryable === false) {
+            // The owner will never take these (refused as invalid, or forwarded too often):
+            // keep them here rather than lose them.
+            log.extend('error')('%d links refused by %s (%s); admitting them locally', batch.length, owner, err.message)
+            await frontier.add(batch)
+            return
+          }
           this.stats.resent += batch.length
           log('%d links for %s not acknowledged (%s); re-routing', batch.length, owner, err.message)
           await sleep(Math.min(RETRY_BASE * 2 ** attempt, RETRY_MAX), this.stopping)

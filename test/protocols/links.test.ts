@@ -102,6 +102,14 @@ describe('protocols/links', function () {
       assert.deepEqual(linksOf(decoded as any), links)
     })
 
+    it('sends an empty referrer as none', () => {
+      const b = new BatchBuilder(0)
+      b.tryAdd({ url: 'https://a.example/1', depth: 0, referrer: '' }, 1 << 20)
+      const msg = b.toMessage(1)
+      assert.equal('r' in msg.g[0], false)
+      assert.deepEqual(linksOf(msg), [{ url: 'https://a.example/1', depth: 0 }])
+    })
+
     it('never splits a surrogate pair in a shared prefix', () => {
       assert.equal(commonPrefixLength(['ab\u{1F600}x', 'ab\u{1F601}y']), 2)
       assert.equal(commonPrefixLength(['abc', 'abd']), 2)
@@ -344,11 +352,13 @@ describe('protocols/links', function () {
       const peer = b.peerId.toString()
       const sends = Array.from({ length: 3 }, (_, k) => track(ta.send(peer, Array.from({ length: 10 }, (_, i) => link(k * 10 + i)))))
       await waitFor(() => calls === 3, 'three batches at the receiver')
-      await tb.stop()
+      // The remote's libp2p goes away under its transport, as when its process dies.
+      const stopping = Date.now()
       await b.stop()
       const stopped = Date.now()
+      assert.ok(tb.stats.acksSent === 0)
       await waitFor(() => sends.every(s => s.settled), 'the sends to settle', 5000)
-      assert.ok(Date.now() - stopped < 2000, `settled ${Date.now() - stopped} ms after the stop`)
+      assert.ok(Date.now() - stopped < 2000, `settled ${Date.now() - stopped} ms after the stop (which took ${stopped - stopping} ms)`)
       for (const s of sends) {
         assert.equal(s.error?.name, 'LinksSendError')
         assert.equal(s.error?.retryable, true)

@@ -1,0 +1,207 @@
+import './polyfills.js'
+import debug from 'debug'
+import { Api } from './api.js'
+import type { CrawlConfig } from './config.js'
+import { Membership } from './membership.js'
+import { createNetwork, type Network } from './net.js'
+import { Peer, shortId } from './peer.js'
+import { Ring } from './ring.js'
+import { hostKeyFast } from './router.js'
+import type { Link, UrlRecord } from './types.js'
+import { VERSION } from './constants.js'
+import { LinksTransport } from '../protocols/links/transport.js'
+
+const log = debug('shoal:daemon')
+
+export interface DaemonInit {
+  /** Everything of this peer: its key, its LevelDB. */
+  dataDir: string
+  /** Multiaddrs to listen on. @default ['/ip4/127.0.0.1/tcp/0'] */
+  listen?: string[]
+  /** Multiaddrs (with /p2p/<id>) of peers to join through. */
+  bootstrap?: string[]
+  /** Cluster name: names the DHT protocol and the membership topic. @default 'shoal' */
+  cluster?: string
+  /** HOST:PORT of the HTTP API. @default '127.0.0.1:0' */
+  api?: string
+  seeds?: string[]
+  config?: CrawlConfig
+  vnodes?: number
+  heartbeatInterval?: number
+  silenceTimeout?: number
+  /** Lines an operator should see. */
+  log?: (line: string) => void
+}
+
+/**
+ * A shoal peer in a cluster: the crawl engine (Peer) plus the libp2p node, membership, the ring and
+ * the links protocol, and the HTTP API. Started in this order, stopped in reverse:
+ *
+ *   network → links transport → peer (storage, frontier, fetch loops) → membership → API
+ *
+ * The ring is rebuilt from the member list on every membership change; the router asks it who owns
+ * each discovered link's host and sends the link there over /shoal/links/1.0.0.
+ */
+export class Daemon {
+  network!: Network
+  membership!: Membership
+  links!: LinksTransport
+  peer!: Peer
+  api!: Api
+  ring!: Ring
+  peerId = ''
+  private readonly init: DaemonInit
+  private readonly say: (line: string) => void
+
+  constructor (init: DaemonInit) {
+    this.init = init
+    this.say = init.log ?? ((line) => { log(line) })
+  }
+
+  async start (): Promise<void> {
+    const { init } = this
+    const allowLoopback = init.config?.allowPrivate ?? false
+    this.network = await createNetwork({
+      dataDir: init.dataDir,
+      listen: init.listen,
+      bootstrap: init.bootstrap,
+      cluster: init.cluster,
+      allowLoopback,
+      log: this.say
+    })
+    this.peerId = this.network.peerId
+    this.ring = Ring.of([this.peerId], { vnodes: init.vnodes })
+    this.links = new LinksTransport({ libp2p: this.network.libp2p }, {
+      onLinks: async (from, links, hops) => await this.receive(from, links, hops)
+    })
+    await this.links.start()
+    this.peer = new Peer({
+      dataDir: init.dataDir,
+      config: init.config,
+      peerId: this.peerId,
+      ownership: (self) => ({ self, owner: (host: string) => this.ring.owner(host) ?? self }),
+      transport: this.links
+    })
+    await this.peer.start()
+    this.membership = new Membership({ libp2p: this.network.libp2p }, {
+      cluster: init.cluster,
+      heartbeatInterval: init.heartbeatInterval,
+      silenceTimeout: init.silenceTimeout,
+      getCounters: () => this.counters(),
+      info: { version: VERSION },
+      log: this.say
+    })
+    this.membership.addEventListener('change', (e) => {
+      const members = e.detail
+      this.ring = Ring.of(members, { vnodes: init.vnodes })
+      this.say(`ring: ${members.length} peers (${members.map(shortId).join(' ')})`)
+    })
+    this.membership.start()
+    this.api = new Api({
+      status: async () => this.status(),
+      seed: async (urls) => await this.peer.seed(urls),
+      lookup: async (url) => await this.lookup(url),
+      body: async (record: UrlRecord) => record.cid == null ? undefined : await this.peer.blocks.get(record.cid),
+      metrics: () => this.counters()
+    }, { listen: init.api })
+    const api = await this.api.start()
+    this.membership.setApi(api)
+    if (init.seeds != null && init.seeds.length > 0) {
+      const r = await this.peer.seed(init.seeds)
+      for (const x of r.rejected) this.say(`seed ${x.url} rejected: ${x.reason}`)
+    }
+  }
+
+  async stop (): Promise<void> {
+    await this.api?.stop()
+    this.membership?.stop()
+    await this.peer?.stop()
+    await this.links?.stop()
+    await this.network?.stop()
+  }
+
+  /**
+   * Links sent to us. Those whose host we own go into our frontier (the ack waits until they are on
+   * disk); the rest — our ring view differs from the sender's — are forwarded to the owner we see,
+   * up to the hop limit, past which we keep them rather than lose them.
+   */
+  private async receive (_from: string, links: Link[], hops: number): Promise<number> {
+    const mine: Link[] = []
+    const elsewhere = new Map<string, Link[]>()
+    for (const l of links) {
+      const owner = this.ring.owner(hostKeyFast(l.url)) ?? this.peerId
+      if (owner === this.peerId || hops >= MAX_FORWARD_HOPS) {
+        mine.push(l)
+      } else {
+        let batch = elsewhere.get(owner)
+        if (batch == null) elsewhere.set(owner, batch = [])
+        batch.push(l)
+      }
+    }
+    const forwards = [...elsewhere].map(async ([owner, batch]) => {
+      try {
+        await this.links.send(owner, batch, { hops: hops + 1 })
+        return 0
+      } catch {
+        return await this.peer.frontier.add(batch)
+      }
+    })
+    const [admitted, ...forwarded] = await Promise.all([this.peer.frontier.add(mine), ...forwards])
+    return admitted + forwarded.reduce((a, b) => a + b, 0)
+  }
+
+  private async lookup (url: string): Promise<{ record?: UrlRecord, verdict: string }> {
+    const record = await this.peer.metadata.get(url)
+    if (record != null) return { record, verdict: record.status }
+    const [seen] = await this.peer.frontier.seen.lookup([url])
+    const owner = this.ring.owner(hostKeyFast(url)) ?? this.peerId
+    const where = owner === this.peerId ? '' : ` (owner: ${owner})`
+    return { verdict: (seen === undefined ? 'never seen' : 'queued') + where }
+  }
+
+  /** This peer's counters: published in heartbeats, served at /metrics. */
+  counters (): Record<string, number> {
+    const s = this.peer.stats()
+    const l = this.links.stats
+    return {
+      queued: s.queued,
+      inflight: s.inflight,
+      inTransit: this.peer.router.stats.inTransit,
+      admitted: s.admitted,
+      done: s.done,
+      fetched: s.done - (s.byStatus.blocked ?? 0),
+      requests: s.requests,
+      hosts: s.hosts,
+      linksSent: l.linksSent,
+      linksReceived: l.linksReceived,
+      bytesRouted: l.bytesSent,
+      messagesRouted: l.messagesSent
+    }
+  }
+
+  status (): Record<string, unknown> & { idle: boolean } {
+    const self = this.counters()
+    const members = this.membership.members()
+    const peers = members.map((p) => {
+      if (p === this.peerId) return { peer: p, self: true, api: this.api.address, counters: self, share: this.ring.share(p) }
+      const info = this.membership.info(p)
+      return { peer: p, api: info?.api, counters: info?.counters ?? {}, heardAt: info?.heardAt, share: this.ring.share(p) }
+    })
+    // Idle as far as this peer can tell: nothing queued, in flight or in transit anywhere it hears of.
+    const busy = (c: Record<string, number>): boolean => (c.queued ?? 0) > 0 || (c.inflight ?? 0) > 0 || (c.inTransit ?? 0) > 0
+    const idle = peers.every(p => !busy(p.counters))
+    return {
+      version: VERSION,
+      peerId: this.peerId,
+      multiaddrs: this.network.multiaddrs(),
+      api: this.api.address,
+      ring: { peers: members.length, version: this.ring.version },
+      local: { ...self, byStatus: this.peer.stats().byStatus },
+      peers,
+      idle
+    }
+  }
+}
+
+/** Forwarding hops before a receiver keeps links it doesn't own (matches the links protocol's default). */
+const MAX_FORWARD_HOPS = 3
