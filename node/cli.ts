@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
-import { loadConfigFile, validateConfig, type CrawlConfig } from './config.js'
+import { loadClusterFile, loadConfigFile, validateConfig, type CrawlConfig } from './config.js'
+import { parseHostPort } from './api.js'
 import { crawl, readStored, type CrawlReport } from './crawl.js'
 import { ConfigError } from './errors.js'
 import { VERSION } from './constants.js'
@@ -12,14 +13,28 @@ const EXIT_USAGE = 2
 const USAGE = `shoal ${VERSION} — a leaderless peer-to-peer web crawler
 
 Usage:
-  shoal crawl URL… [options]      crawl from the seed URLs with a local peer, then print a report
-  shoal get URL --data DIR [--body] [--json]
-                                  print the stored record of URL (and its body) from a data dir
+  shoal start [options]           run a peer: join the cluster, crawl the hosts it owns, serve the API
+  shoal seed URL… [--api HOST:PORT]
+                                  add seed URLs through any peer's API
+  shoal status [--api HOST:PORT] [--json]
+                                  the cluster as one peer sees it
+  shoal crawl URL… [options]      crawl from the seed URLs with local peers, then print a report
+  shoal get URL (--data DIR | --api HOST:PORT) [--body] [--json]
+                                  print the stored record of URL (and its body)
   shoal sim [options]             the demo: crawl a generated local web and report
   shoal help | --help             this text
   shoal version | --version
 
+Options of start:
+  --listen MULTIADDR      where to listen (repeatable; default /ip4/127.0.0.1/tcp/0)
+  --bootstrap MULTIADDR   a peer to join through, with /p2p/<id> (repeatable)
+  --api HOST:PORT         the HTTP API (default 127.0.0.1:0)
+  --cluster NAME          cluster name (default shoal)
+  --seed URL              seed URL (repeatable)
+  --data, --config and the crawl options below
+
 Options of crawl:
+  --peers N               local peers, each its own process (default 1: in this process)
   --data DIR              where the crawl is kept (default ./shoal-data); run again to resume
   --config FILE           a YAML file whose crawl: map holds any crawl option (see cluster.yml)
   --allow-private         allow private and loopback targets (needed for 127.0.0.1)
@@ -155,6 +170,86 @@ async function cmdCrawl (args: string[]): Promise<number> {
   }
 }
 
+const startOptions = {
+  ...crawlOptions,
+  listen: { type: 'string', multiple: true },
+  bootstrap: { type: 'string', multiple: true },
+  api: { type: 'string' },
+  cluster: { type: 'string' },
+  seed: { type: 'string', multiple: true }
+} satisfies ParseArgsConfig['options']
+
+async function cmdStart (args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, startOptions)
+  if (positionals.length > 0) throw new ConfigError(`start takes no positional arguments (got "${positionals[0]}"); seeds go with --seed URL`)
+  const file = values.config !== undefined ? await loadClusterFile(values.config as string) : {}
+  const config = await crawlConfigFrom(values)
+  const api = (values.api as string | undefined) ?? file.api
+  if (api !== undefined) parseHostPort(api)
+  const { Daemon } = await import('./daemon.js')
+  const daemon = new Daemon({
+    dataDir: (values.data as string | undefined) ?? file.data ?? 'shoal-data',
+    listen: (values.listen as string[] | undefined) ?? file.listen,
+    bootstrap: (values.bootstrap as string[] | undefined) ?? file.bootstrap,
+    cluster: (values.cluster as string | undefined) ?? file.cluster,
+    api,
+    seeds: [...(file.seeds ?? []), ...((values.seed as string[] | undefined) ?? [])],
+    config,
+    log: (line) => { process.stderr.write(`${line}\n`) }
+  })
+  await daemon.start()
+  process.stdout.write(`peer ${daemon.peerId}\n`)
+  for (const ma of daemon.network.multiaddrs()) process.stdout.write(`listening ${ma}\n`)
+  process.stdout.write(`api http://${daemon.api.address}\n`)
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve)
+    process.once('SIGTERM', resolve)
+  })
+  await daemon.stop()
+  return 0
+}
+
+async function apiRequest (api: string, path: string, init?: { method?: string, body?: string, headers?: Record<string, string> }): Promise<Response> {
+  const { host, port } = parseHostPort(api)
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}${path}`
+  try {
+    return await fetch(url, { ...init, signal: AbortSignal.timeout(30_000) })
+  } catch (err: any) {
+    throw new Error(`cannot reach the peer API at ${api}: ${err.cause?.code ?? err.message}`)
+  }
+}
+
+async function cmdSeed (args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, { api: { type: 'string' } })
+  if (positionals.length === 0) throw new ConfigError('seed needs at least one URL: shoal seed URL… --api HOST:PORT')
+  const res = await apiRequest((values.api as string | undefined) ?? DEFAULT_API, '/v1/seeds', {
+    method: 'POST', body: JSON.stringify({ urls: positionals }), headers: { 'content-type': 'application/json' }
+  })
+  const body = await res.json() as any
+  if (!res.ok) throw new Error(`the peer refused the seeds: ${body.error ?? res.status}`)
+  for (const u of body.accepted) process.stdout.write(`seeded ${u}\n`)
+  for (const r of body.rejected) process.stderr.write(`rejected ${r.url}: ${r.reason}\n`)
+  return body.rejected.length > 0 ? 1 : 0
+}
+
+async function cmdStatus (args: string[]): Promise<number> {
+  const { values } = parse(args, { api: { type: 'string' }, json: { type: 'boolean' } })
+  const res = await apiRequest((values.api as string | undefined) ?? DEFAULT_API, '/v1/status')
+  const s = await res.json() as any
+  if (values.json === true) {
+    process.stdout.write(JSON.stringify(s) + '\n')
+    return 0
+  }
+  process.stdout.write(`peer ${s.peerId} (shoal ${s.version}), ring of ${s.ring.peers} peers, ${s.idle ? 'idle' : 'busy'}\n`)
+  for (const p of s.peers) {
+    const c = p.counters ?? {}
+    process.stdout.write(`  ${String(p.peer).slice(-8)}  share ${(p.share * 100).toFixed(1).padStart(5)} %  queued ${c.queued ?? '?'}  in flight ${c.inflight ?? '?'}  fetched ${c.fetched ?? '?'}  api ${p.api ?? '?'}${p.self === true ? '  (this peer)' : ''}\n`)
+  }
+  return 0
+}
+
+const DEFAULT_API = '127.0.0.1:8080'
+
 async function cmdGet (args: string[]): Promise<number> {
   const { values, positionals } = parse(args, {
     data: { type: 'string' },
@@ -163,7 +258,7 @@ async function cmdGet (args: string[]): Promise<number> {
     json: { type: 'boolean' }
   })
   if (positionals.length !== 1) throw new ConfigError('get needs exactly one URL: shoal get URL --data DIR [--body] [--json]')
-  if (values.api !== undefined) throw new ConfigError('--api needs a running peer (shoal start), which this version does not have yet; use --data DIR')
+  if (values.api !== undefined) return await getThroughApi(values.api as string, positionals[0], values.body === true, values.json === true)
   const dataDir = (values.data as string | undefined) ?? 'shoal-data'
   if (!existsSync(dataDir)) throw new ConfigError(`--data ${dataDir}: no such directory`)
   const { url, record, body } = await readStored(dataDir, positionals[0], { body: values.body === true })
@@ -190,6 +285,23 @@ async function cmdGet (args: string[]): Promise<number> {
   return 0
 }
 
+async function getThroughApi (api: string, url: string, body: boolean, json: boolean): Promise<number> {
+  const res = await apiRequest(api, `/v1/url?u=${encodeURIComponent(url)}${body ? '&body=1' : ''}`)
+  if (body && res.ok) {
+    process.stdout.write(Buffer.from(await res.arrayBuffer()))
+    return 0
+  }
+  const data = await res.json() as any
+  if (!res.ok) {
+    if (json) process.stdout.write(JSON.stringify(data) + '\n')
+    else process.stderr.write(`${data.url ?? url}: ${data.verdict ?? data.error}\n`)
+    return 1
+  }
+  if (json) process.stdout.write(JSON.stringify(data) + '\n')
+  else for (const [k, v] of Object.entries(data)) process.stdout.write(`${k}: ${typeof v === 'object' ? JSON.stringify(v) : String(v)}\n`)
+  return 0
+}
+
 export async function main (argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv
   try {
@@ -206,8 +318,11 @@ export async function main (argv: string[]): Promise<number> {
       case undefined: case 'help': case '--help': case '-h':
         process.stdout.write(USAGE)
         return cmd === undefined ? EXIT_USAGE : 0
-      case 'start': case 'seed': case 'status': case 'export':
-        process.stderr.write(`shoal: "${cmd}" is part of the cluster and is not in this version yet; see shoal --help\n`)
+      case 'start': return await cmdStart(rest)
+      case 'seed': return await cmdSeed(rest)
+      case 'status': return await cmdStatus(rest)
+      case 'export':
+        process.stderr.write('shoal: "export" is not in this version yet; see shoal --help\n')
         return EXIT_USAGE
       default:
         process.stderr.write(`shoal: unknown command "${cmd}"; see shoal --help\n`)

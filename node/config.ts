@@ -239,3 +239,35 @@ export async function loadConfigFile (path: string): Promise<{ crawl: CrawlConfi
   }
   return { crawl: validateConfig(crawl as Record<string, unknown>, `${path}: crawl`), raw }
 }
+
+/** The keys of a cluster file besides `crawl:` (all optional; flags override them). */
+export interface ClusterFile {
+  cluster?: string
+  data?: string
+  api?: string
+  listen?: string[]
+  bootstrap?: string[]
+  seeds?: string[]
+  crawl?: CrawlConfig
+}
+
+const CLUSTER_KEYS: Record<keyof ClusterFile, 'string' | 'strings' | 'crawl'> = {
+  cluster: 'string', data: 'string', api: 'string', listen: 'strings', bootstrap: 'strings', seeds: 'strings', crawl: 'crawl'
+}
+
+/** Read and check a cluster file (see cluster.yml): every key, and what each must be. */
+export async function loadClusterFile (path: string): Promise<ClusterFile> {
+  const { crawl, raw } = await loadConfigFile(path)
+  const out: ClusterFile = { crawl }
+  for (const [key, value] of Object.entries(raw)) {
+    const kind = (CLUSTER_KEYS as Record<string, string | undefined>)[key]
+    if (kind == null) throw new ConfigError(`${path}: unknown key "${key}" (known: ${Object.keys(CLUSTER_KEYS).join(', ')})`)
+    if (kind === 'crawl') continue
+    const list = typeof value === 'string' && kind === 'strings' ? [value] : value
+    if (kind === 'string' ? typeof list !== 'string' || list === '' : !Array.isArray(list) || !list.every(v => typeof v === 'string')) {
+      throw new ConfigError(`${path}: ${key} must be ${kind === 'string' ? 'a string' : 'a list of strings'}, got ${JSON.stringify(value)}`)
+    }
+    ;(out as Record<string, unknown>)[key] = list
+  }
+  return out
+}
