@@ -3,6 +3,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { loadClusterFile, loadConfigFile, validateConfig, type CrawlConfig } from './config.js'
 import { parseHostPort } from './api.js'
 import { crawl, readStored, type CrawlReport } from './crawl.js'
+import { crawlWithPeers } from './local-cluster.js'
 import { ConfigError } from './errors.js'
 import { VERSION } from './constants.js'
 import type { PeerStats } from './peer.js'
@@ -56,6 +57,7 @@ Options of crawl:
 `
 
 const crawlOptions = {
+  peers: { type: 'string' },
   data: { type: 'string' },
   config: { type: 'string' },
   'allow-private': { type: 'boolean' },
@@ -152,8 +154,12 @@ async function cmdCrawl (args: string[]): Promise<number> {
   process.once('SIGINT', onSignal)
   process.once('SIGTERM', onSignal)
   const started = performance.now()
+  const peers = intFlag('peers', values.peers as string | undefined, 1) ?? 1
   try {
-    const report = await crawl({
+    const report = peers > 1
+      ? await crawlWithPeers({ seeds: positionals, peers, dataDir, config,
+          onProgress: quiet ? undefined : (line) => { process.stderr.write(`\r${line}   `) } })
+      : await crawl({
       ...config,
       seeds: positionals,
       dataDir,

@@ -32,7 +32,8 @@ export interface CrawlReport {
   dropped: Record<string, number>
   outOfScope: Record<string, number>
   invariants: Record<string, boolean>
-  perPeer: PeerStats[]
+  /** Each peer's counters. */
+  perPeer: Array<Record<string, any>>
 }
 
 export interface CrawlOptions extends CrawlConfig {

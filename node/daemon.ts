@@ -10,6 +10,7 @@ import { hostKeyFast } from './router.js'
 import type { Link, UrlRecord } from './types.js'
 import { VERSION } from './constants.js'
 import { LinksTransport } from '../protocols/links/transport.js'
+import { SeedGossip } from './seed-gossip.js'
 
 const log = debug('shoal:daemon')
 
@@ -49,6 +50,7 @@ export class Daemon {
   peer!: Peer
   api!: Api
   ring!: Ring
+  seedGossip!: SeedGossip
   peerId = ''
   private readonly init: DaemonInit
   private readonly say: (line: string) => void
@@ -91,15 +93,25 @@ export class Daemon {
       info: { version: VERSION },
       log: this.say
     })
+    this.seedGossip = new SeedGossip(this.network.libp2p, init.cluster ?? 'shoal', (urls) => {
+      this.peer.addScopeSeeds(urls).catch((err: any) => { this.say(`storing seeds: ${err.message}`) })
+    })
+    this.seedGossip.start()
     this.membership.addEventListener('change', (e) => {
       const members = e.detail
+      // A peer joined: tell it the seeds (the scope) it missed.
+      if (members.some(m => !this.ring.has(m)) && this.peer.seedList.length > 0) this.seedGossip.publish([...this.peer.seedList])
       this.ring = Ring.of(members, { vnodes: init.vnodes })
       this.say(`ring: ${members.length} peers (${members.map(shortId).join(' ')})`)
     })
     this.membership.start()
     this.api = new Api({
       status: async () => this.status(),
-      seed: async (urls) => await this.peer.seed(urls),
+      seed: async (urls) => {
+        const r = await this.peer.seed(urls)
+        this.seedGossip.publish(r.accepted)
+        return r
+      },
       lookup: async (url) => await this.lookup(url),
       body: async (record: UrlRecord) => record.cid == null ? undefined : await this.peer.blocks.get(record.cid),
       metrics: () => this.counters()
@@ -108,12 +120,14 @@ export class Daemon {
     this.membership.setApi(api)
     if (init.seeds != null && init.seeds.length > 0) {
       const r = await this.peer.seed(init.seeds)
+      this.seedGossip.publish(r.accepted)
       for (const x of r.rejected) this.say(`seed ${x.url} rejected: ${x.reason}`)
     }
   }
 
   async stop (): Promise<void> {
     await this.api?.stop()
+    this.seedGossip?.stop()
     this.membership?.stop()
     await this.peer?.stop()
     await this.links?.stop()
@@ -128,6 +142,9 @@ export class Daemon {
   private async receive (_from: string, links: Link[], hops: number): Promise<number> {
     const mine: Link[] = []
     const elsewhere = new Map<string, Link[]>()
+    // Depth 0 means a seed: it widens the scope here before its page is fetched and parsed here.
+    const seeds = links.filter(l => l.depth === 0).map(l => l.url)
+    if (seeds.length > 0) await this.peer.addScopeSeeds(seeds)
     for (const l of links) {
       const owner = this.ring.owner(hostKeyFast(l.url)) ?? this.peerId
       if (owner === this.peerId || hops >= MAX_FORWARD_HOPS) {

@@ -227,6 +227,23 @@ export class Peer {
     return result
   }
 
+  /** The seeds this peer knows (its own and the cluster's): they define the scope. */
+  get seedList (): readonly string[] {
+    return this.seeds
+  }
+
+  /** Widen the scope with seeds given to another peer of the cluster (they are not queued here). */
+  async addScopeSeeds (urls: string[]): Promise<void> {
+    let added = false
+    for (const url of urls) {
+      if (this.seeds.includes(url)) continue
+      this.scope.addSeed(url)
+      this.seeds.push(url)
+      added = true
+    }
+    if (added) await this.store.writeNow([{ type: 'put', sublevel: 'state', key: 'seeds', value: this.seeds }])
+  }
+
   /** Resolves when nothing is queued or in flight. */
   async whenIdle (): Promise<void> {
     await this.frontier.whenIdle()

@@ -369,6 +369,7 @@ export class Ring {
       u = next
       prev = g
     }
+    let total = 0
     for (let i = 0; i < n; i++) {
       // The first index with the same arc length: equal arcs have equal W.
       let lo = 0
@@ -380,7 +381,10 @@ export class Ring {
       }
       const p = this.peers[this.owners[i]]
       shares.set(p, (shares.get(p) as number) + win[lo])
+      total += win[lo]
     }
+    // The Ws add up to 1 in exact arithmetic; dividing by their sum keeps rounding out of the total.
+    for (const [p, s] of shares) shares.set(p, s / total)
     return shares
   }
 }
