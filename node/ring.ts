@@ -21,15 +21,16 @@
  * periodic and the spread far worse; one point per stratum barely helps). For 10 peers the busiest
  * one then owned up to 1.5× the mean, and more than 1.25× for about one member set in five. The
  * nearest of several probes favours short arcs over long ones (a long arc is rarely the nearest),
- * which evens the shares out: with 4 probes the busiest of 10 peers stays under about 1.15× the mean.
+ * which evens the shares out: with 4 probes the busiest of 10 peers owned at most 1.16× the mean over
+ * 2,000 seeded member sets (1.18× for 2 to 100 peers), for 4 successor searches per lookup.
  * Each probe is still "first point clockwise", so the two properties a ring exists for hold exactly:
  *
  * - a joining peer only adds points, which can only become nearer: every key that moves, moves to it;
  * - a leaving peer only removes its own points: exactly its keys move, the others keep their owner.
  *
- * Replicas. For each peer, let D(peer) be its nearest point over all probes of the key. The replicas
- * are the peers in increasing D (the owner first); with one probe that is "the next r − 1 distinct
- * peers clockwise". D(peer) depends only on that peer's points, so when the owner leaves, the second
+ * Replicas. For each peer, let D(peer) be the smallest clockwise distance from any of the key's
+ * probes to any of that peer's points. The replicas are the peers in increasing D (the owner first);
+ * with one probe that is "the next r − 1 distinct peers clockwise". D(peer) depends only on that peer's points, so when the owner leaves, the second
  * replica becomes the owner and the rest move up by one: the successors that already hold the
  * replicas take over.
  *
