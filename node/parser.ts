@@ -423,10 +423,15 @@ function resolveLinks (collector: LinkCollector, pageUrl: string, maxLinks: numb
   for (const href of collector.hrefs) {
     if (links.size >= maxLinks) break
     // Fast path: '/a/b-c_d.e~f' needs no parsing — WHATWG serializes such a path as it is written.
-    if (href.charCodeAt(0) === 0x2f && base !== undefined && isPlainRootPath(href)) {
-      origin ??= originOfBase(base)
-      links.add(origin + href)
-      continue
+    if (href.charCodeAt(0) === 0x2f && base !== undefined) {
+      // A fragment is dropped by normalization anyway.
+      const hash = href.indexOf('#')
+      const path = hash === -1 ? href : href.slice(0, hash)
+      if (isPlainRootPath(path)) {
+        origin ??= originOfBase(base)
+        links.add(origin + path)
+        continue
+      }
     }
     let key: string
     if (isAbsoluteHttp(href)) {

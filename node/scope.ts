@@ -123,11 +123,8 @@ export class Scope {
   check (url: string): ScopeVerdict {
     if (url.length > this.maxUrlLength) return REJECT['url-too-long']
     const start = url.startsWith('https://') ? 8 : url.startsWith('http://') ? 7 : -1
-    if (start === -1 || url.includes('@', start) || /[A-Z]/.test(url.slice(start, url.indexOf('/', start)))) {
-      return this.checkParsed(url)
-    }
-    let end = url.indexOf('/', start)
-    if (end === -1) return this.checkParsed(url)
+    let end = start === -1 ? -1 : url.indexOf('/', start)
+    if (end === -1 || !plainAuthority(url, start, end)) return this.checkParsed(url)
     const authority = url.slice(start, end)
     const colon = authority.lastIndexOf(':')
     const hasPort = colon !== -1 && colon > authority.lastIndexOf(']')
@@ -213,6 +210,10 @@ export class Scope {
     let end = pathname.length
     if (end > 1 && pathname.charCodeAt(end - 1) === 0x2f) end--
     if (end <= 1) return OK
+    // Most paths have few segments: count them before splitting anything.
+    let slashes = 0
+    for (let i = 0; i < end; i++) if (pathname.charCodeAt(i) === 0x2f) slashes++
+    if (slashes <= this.maxPathRepeats && slashes <= this.maxPathSegments) return OK
     const segments = pathname.slice(1, end).split('/')
     if (segments.length > this.maxPathSegments) return REJECT['too-many-segments']
     if (segments.length <= this.maxPathRepeats) return OK
@@ -258,6 +259,15 @@ function isIpHost (host: string): boolean {
 
 // WHATWG URL parsing turns every IPv4 spelling (0x7f.1, 2130706433…) into a dotted quad.
 const IPV4 = /^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$/
+
+/** The authority of a normalized URL: no userinfo, no upper case (else it is parsed in full). */
+function plainAuthority (url: string, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) {
+    const c = url.charCodeAt(i)
+    if (c === 0x40 || (c >= 0x41 && c <= 0x5a)) return false // '@', 'A'–'Z'
+  }
+  return true
+}
 
 function trimDots (host: string): string {
   let end = host.length
