@@ -1,11 +1,17 @@
 import { createHash } from 'node:crypto'
+import { mkdir, open, readdir, type FileHandle } from 'node:fs/promises'
+import { join } from 'node:path'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import type { BatchOp, Store } from './db.js'
 import { ShoalError } from './errors.js'
+import { MiB } from './constants.js'
 
 const SHA2_256 = 0x12
 const RAW = 0x55
+
+/** A pack file is closed for appends past this size and a new one started. */
+export const DEFAULT_PACK_SIZE = 256 * MiB
 
 export class CorruptBlockError extends ShoalError {
   constructor (message = 'block does not match its CID') {
@@ -20,28 +26,88 @@ export function cidOf (bytes: Uint8Array): string {
   return CID.createV1(RAW, Digest.create(SHA2_256, hash)).toString()
 }
 
+/** Where a block's bytes are: the `blocks` sublevel maps CID → this. */
+interface BlockLocation {
+  /** Pack file number. */
+  p: number
+  /** Byte offset in the pack. */
+  o: number
+  /** Length in bytes. */
+  l: number
+}
+
+const packName = (n: number): string => `pack-${String(n).padStart(6, '0')}`
+
 /**
- * Content-addressed block store: each distinct body is stored once, keyed by its CID, in the
- * `blocks` sublevel, and verified against the CID when read.
+ * Content-addressed block store: each distinct body stored once, keyed by its CID, verified
+ * against it when read.
+ *
+ * Bodies are appended to pack files under `<dir>` (large sequential writes, no compaction), and
+ * only their location goes into LevelDB (`blocks`: CID → {pack, offset, length}), in the same
+ * batch as the page's record. The bytes are written before that batch, so a crash can leave
+ * unreferenced bytes at the end of a pack, never a reference to bytes that are not there.
+ * (Keeping 30 KB bodies as LevelDB values instead cost more CPU in compactions than the whole
+ * parse: every body was rewritten several times as levels merged.)
  */
 export class BlockStore {
   /** CIDs written recently: skip rewriting the same bytes (common pages, error pages). */
-  private readonly recent = new Set<string>()
+  private readonly recent = new Map<string, BlockLocation>()
   private readonly recentMax = 4096
+  private readonly readers = new Map<number, FileHandle>()
+  private pack = 0
+  private handle?: FileHandle
+  private size = 0
+  private readonly packSize: number
 
-  constructor (private readonly store: Store) {}
+  constructor (private readonly store: Store, private readonly dir: string, init: { packSize?: number } = {}) {
+    this.packSize = init.packSize ?? DEFAULT_PACK_SIZE
+  }
 
-  /** The operation that stores `bytes`, and its CID; undefined op when it was just stored. */
-  putOp (bytes: Uint8Array): { cid: string, op?: BatchOp } {
+  async open (): Promise<void> {
+    await mkdir(this.dir, { recursive: true })
+    const packs = (await readdir(this.dir)).filter(f => /^pack-\d{6}$/.test(f)).map(f => Number(f.slice(5)))
+    this.pack = packs.length === 0 ? 1 : Math.max(...packs)
+    await this.openPack(this.pack)
+  }
+
+  private async openPack (n: number): Promise<void> {
+    await this.handle?.close()
+    this.handle = await open(join(this.dir, packName(n)), 'a+')
+    this.size = (await this.handle.stat()).size
+    this.pack = n
+  }
+
+  async close (): Promise<void> {
+    await this.handle?.close()
+    this.handle = undefined
+    for (const h of this.readers.values()) await h.close()
+    this.readers.clear()
+  }
+
+  /**
+   * Append `bytes` (unless a block with its CID was just stored) and return its CID and the index
+   * operation to commit with the record that refers to it.
+   */
+  async stage (bytes: Uint8Array): Promise<{ cid: string, op?: BatchOp }> {
     const cid = cidOf(bytes)
     if (this.recent.has(cid)) return { cid }
+    if (this.size >= this.packSize) await this.openPack(this.pack + 1)
+    const loc: BlockLocation = { p: this.pack, o: this.size, l: bytes.byteLength }
+    // Offsets are handed out synchronously, so concurrent appends never overlap.
+    this.size += bytes.byteLength
     if (this.recent.size >= this.recentMax) this.recent.clear()
-    this.recent.add(cid)
-    return { cid, op: { type: 'put', sublevel: 'blocks', key: cid, value: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) } }
+    this.recent.set(cid, loc)
+    const handle = this.handle as FileHandle
+    let written = 0
+    while (written < bytes.byteLength) {
+      const { bytesWritten } = await handle.write(bytes, written, bytes.byteLength - written, loc.o + written)
+      written += bytesWritten
+    }
+    return { cid, op: { type: 'put', sublevel: 'blocks', key: cid, value: loc } }
   }
 
   async put (bytes: Uint8Array): Promise<string> {
-    const { cid, op } = this.putOp(bytes)
+    const { cid, op } = await this.stage(bytes)
     if (op != null) await this.store.write([op])
     return cid
   }
@@ -52,9 +118,21 @@ export class BlockStore {
 
   /** The bytes of a block, verified; undefined when absent; CorruptBlockError when they don't match. */
   async get (cid: string): Promise<Uint8Array | undefined> {
-    const bytes = await this.store.get<Buffer>('blocks', cid)
-    if (bytes === undefined) return undefined
-    if (cidOf(bytes) !== cid) throw new CorruptBlockError(`block ${cid} does not match its CID`)
+    const loc = await this.store.get<BlockLocation>('blocks', cid)
+    if (loc === undefined) return undefined
+    let reader = this.readers.get(loc.p)
+    if (reader == null) {
+      reader = await open(join(this.dir, packName(loc.p)), 'r')
+      this.readers.set(loc.p, reader)
+    }
+    const bytes = Buffer.allocUnsafe(loc.l)
+    let read = 0
+    while (read < loc.l) {
+      const { bytesRead } = await reader.read(bytes, read, loc.l - read, loc.o + read)
+      if (bytesRead === 0) break
+      read += bytesRead
+    }
+    if (read !== loc.l || cidOf(bytes) !== cid) throw new CorruptBlockError(`block ${cid} does not match its CID (pack ${loc.p} at ${loc.o})`)
     return bytes
   }
 }

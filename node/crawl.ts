@@ -1,4 +1,4 @@
-import { Peer, storePath, type PeerStats } from './peer.js'
+import { blocksPath, Peer, storePath, type PeerStats } from './peer.js'
 import type { CrawlConfig } from './config.js'
 import type { HttpClient } from './types.js'
 import { Store } from './db.js'
@@ -66,6 +66,9 @@ export async function crawl (opts: CrawlOptions): Promise<CrawlReport> {
       signal.addEventListener('abort', () => { resolve() }, { once: true })
     })
     await Promise.race([peer.whenIdle(), stopped])
+  } catch (err) {
+    await peer.stop()
+    throw err
   } finally {
     if (timer != null) clearInterval(timer)
   }
@@ -119,7 +122,14 @@ export async function readStored (dataDir: string, url: string, opts: { body?: b
   try {
     const record = await new MetadataStore(store).get(normalized)
     let body: Uint8Array | undefined
-    if (opts.body === true && record?.cid != null) body = await new BlockStore(store).get(record.cid)
+    if (opts.body === true && record?.cid != null) {
+      const blocks = new BlockStore(store, blocksPath(dataDir))
+      try {
+        body = await blocks.get(record.cid)
+      } finally {
+        await blocks.close()
+      }
+    }
     return { url: normalized, record, body }
   } finally {
     await store.close()

@@ -53,7 +53,7 @@ export class Store {
     for (const name of SUBLEVELS) {
       subs[name] = this.db.sublevel<string, any>(name, {
         keyEncoding: 'utf8',
-        valueEncoding: name === 'blocks' ? 'buffer' : msgpackEncoding as any
+        valueEncoding: msgpackEncoding as any
       }) as unknown as Sub
     }
     this.subs = subs as Record<SublevelName, Sub>

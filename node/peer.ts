@@ -169,7 +169,8 @@ export class Peer {
       seenFilterBits: cfg.seenFilterBits,
       seenCacheSize: cfg.seenCacheSize
     })
-    this.blocks = new BlockStore(this.store)
+    this.blocks = new BlockStore(this.store, blocksPath(this.dataDir))
+    await this.blocks.open()
     this.metadata = new MetadataStore(this.store)
     this.router = new Router({
       frontier: this.frontier,
@@ -200,6 +201,7 @@ export class Peer {
     await Promise.allSettled(this.loops)
     this.loops = []
     await this.http?.close().catch(() => {})
+    await this.blocks.close()
     await this.store.close()
   }
 
@@ -343,7 +345,7 @@ export class Peer {
       case 'ok': {
         record.status = 'fetched'
         const body = result.body ?? new Uint8Array()
-        const { cid, op } = this.blocks.putOp(body)
+        const { cid, op } = await this.blocks.stage(body)
         if (op != null) ops.push(op)
         record.cid = cid
         record.size = body.byteLength
@@ -400,6 +402,11 @@ export class Peer {
     ops.push(this.metadata.putOp(record))
     await this.frontier.complete(lease, ops, record.status, record.fetchedAt)
   }
+}
+
+/** The pack files of a data dir's block store. */
+export function blocksPath (dataDir: string): string {
+  return join(dataDir, 'blocks')
 }
 
 /** The LevelDB of a data dir (the dir also holds the peer's libp2p key). */
