@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import { constants } from 'node:fs'
 import { mkdir, open, readdir, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CID } from 'multiformats/cid'
@@ -36,6 +37,9 @@ interface BlockLocation {
   l: number
 }
 
+/** Read-write, created if missing, NOT append: on Linux O_APPEND makes positional writes append. */
+const WRITE_FLAGS = constants.O_RDWR | constants.O_CREAT
+
 const packName = (n: number): string => `pack-${String(n).padStart(6, '0')}`
 
 /**
@@ -55,7 +59,8 @@ export class BlockStore {
   private readonly recentMax = 4096
   private readonly readers = new Map<number, FileHandle>()
   private pack = 0
-  private handle?: FileHandle
+  /** Write handles by pack number; old packs stay open until close(), so appends in flight finish. */
+  private readonly writers = new Map<number, Promise<FileHandle>>()
   private size = 0
   private readonly packSize: number
 
@@ -67,19 +72,14 @@ export class BlockStore {
     await mkdir(this.dir, { recursive: true })
     const packs = (await readdir(this.dir)).filter(f => /^pack-\d{6}$/.test(f)).map(f => Number(f.slice(5)))
     this.pack = packs.length === 0 ? 1 : Math.max(...packs)
-    await this.openPack(this.pack)
-  }
-
-  private async openPack (n: number): Promise<void> {
-    await this.handle?.close()
-    this.handle = await open(join(this.dir, packName(n)), 'a+')
-    this.size = (await this.handle.stat()).size
-    this.pack = n
+    const handle = await open(join(this.dir, packName(this.pack)), WRITE_FLAGS)
+    this.writers.set(this.pack, Promise.resolve(handle))
+    this.size = (await handle.stat()).size
   }
 
   async close (): Promise<void> {
-    await this.handle?.close()
-    this.handle = undefined
+    for (const h of this.writers.values()) await (await h).close()
+    this.writers.clear()
     for (const h of this.readers.values()) await h.close()
     this.readers.clear()
   }
@@ -91,13 +91,18 @@ export class BlockStore {
   async stage (bytes: Uint8Array): Promise<{ cid: string, op?: BatchOp }> {
     const cid = cidOf(bytes)
     if (this.recent.has(cid)) return { cid }
-    if (this.size >= this.packSize) await this.openPack(this.pack + 1)
+    if (this.size >= this.packSize) {
+      // Rotate, synchronously: every later append goes to the new pack.
+      this.pack++
+      this.size = 0
+      this.writers.set(this.pack, open(join(this.dir, packName(this.pack)), WRITE_FLAGS))
+    }
     const loc: BlockLocation = { p: this.pack, o: this.size, l: bytes.byteLength }
     // Offsets are handed out synchronously, so concurrent appends never overlap.
     this.size += bytes.byteLength
     if (this.recent.size >= this.recentMax) this.recent.clear()
     this.recent.set(cid, loc)
-    const handle = this.handle as FileHandle
+    const handle = await (this.writers.get(loc.p) as Promise<FileHandle>)
     let written = 0
     while (written < bytes.byteLength) {
       const { bytesWritten } = await handle.write(bytes, written, bytes.byteLength - written, loc.o + written)
