@@ -62,7 +62,7 @@ export function configArgs (config: CrawlConfig = {}): string[] {
   return args
 }
 
-async function getJson (api: string, path: string, init?: RequestInit): Promise<any> {
+export async function getJson (api: string, path: string, init?: RequestInit): Promise<any> {
   const res = await fetch(`http://${api}${path}`, { ...init, signal: AbortSignal.timeout(10 * second) })
   const body = await res.json()
   if (!res.ok) throw new Error(`${api}${path}: HTTP ${res.status}: ${JSON.stringify(body)}`)
@@ -139,11 +139,7 @@ export class LocalCluster {
 
   /** Wait until every live peer's ring has `n` peers. */
   async waitForRing (n: number): Promise<void> {
-    const deadline = Date.now() + (this.init.startTimeout ?? 60 * second)
-    await Promise.all(this.live().map(async p => await until(`peer ${p.index} to see ${n} peers`, deadline, async () => {
-      const s = await getJson(p.api, '/v1/status')
-      return s.ring.peers === n ? true : undefined
-    })))
+    await waitForRing(this.live().map(p => p.api), n, this.init.startTimeout ?? 60 * second)
   }
 
   async seed (urls: string[], via = 0): Promise<{ accepted: string[], rejected: Array<{ url: string, reason: string }> }> {
@@ -153,31 +149,50 @@ export class LocalCluster {
   }
 
   async statuses (): Promise<any[]> {
-    return await Promise.all(this.live().map(async p => await getJson(p.api, '/v1/status')))
+    return await statusesOf(this.live().map(p => p.api))
   }
 
-  /**
-   * Wait until the crawl is over: on every live peer nothing queued, in flight or in transit, and
-   * the totals unchanged between two polls (so no batch was on the wire between them).
-   */
+  /** Wait until the crawl is over (see `waitIdle`). */
   async waitIdle (timeout = 30 * 60 * second, onPoll?: (statuses: any[]) => void): Promise<any[]> {
-    const deadline = Date.now() + timeout
-    let previous = ''
-    while (true) {
-      const statuses = await this.statuses()
-      onPoll?.(statuses)
-      const quiet = statuses.every(s => s.local.queued === 0 && s.local.inflight === 0 && s.local.inTransit === 0)
-      const totals = JSON.stringify(statuses.map(s => [s.peerId, s.local.admitted, s.local.done, s.local.linksReceived]))
-      if (quiet && totals === previous) return statuses
-      previous = quiet ? totals : ''
-      if (Date.now() > deadline) throw new Error('timed out waiting for the crawl to finish')
-      await new Promise(resolve => setTimeout(resolve, 250))
-    }
+    return await waitIdle(this.live().map(p => p.api), timeout, onPoll)
   }
 
   /** SIGTERM every peer and wait for them to exit (SIGKILL after `grace` ms). */
   async stop (grace = 10 * second): Promise<void> {
     await Promise.all(this.peers.map(async p => await stopProcess(p.process, grace)))
+  }
+}
+
+/** Every API's status. */
+export async function statusesOf (apis: string[]): Promise<any[]> {
+  return await Promise.all(apis.map(async api => await getJson(api, '/v1/status')))
+}
+
+/** Wait until every API's peer sees a ring of `n` peers. */
+export async function waitForRing (apis: string[], n: number, timeout = 60 * second): Promise<void> {
+  const deadline = Date.now() + timeout
+  await Promise.all(apis.map(async api => await until(`${api} to see ${n} peers`, deadline, async () => {
+    const s = await getJson(api, '/v1/status')
+    return s.ring.peers === n ? true : undefined
+  })))
+}
+
+/**
+ * Wait until a crawl is over: on every peer nothing queued, in flight or in transit, and the
+ * totals unchanged between two polls (so no batch was on the wire between them).
+ */
+export async function waitIdle (apis: string[], timeout = 30 * 60 * second, onPoll?: (statuses: any[]) => void): Promise<any[]> {
+  const deadline = Date.now() + timeout
+  let previous = ''
+  while (true) {
+    const statuses = await statusesOf(apis)
+    onPoll?.(statuses)
+    const quiet = statuses.every(s => s.local.queued === 0 && s.local.inflight === 0 && s.local.inTransit === 0)
+    const totals = JSON.stringify(statuses.map(s => [s.peerId, s.local.admitted, s.local.done, s.local.linksReceived]))
+    if (quiet && totals === previous) return statuses
+    previous = quiet ? totals : ''
+    if (Date.now() > deadline) throw new Error('timed out waiting for the crawl to finish')
+    await new Promise(resolve => setTimeout(resolve, 250))
   }
 }
 
