@@ -192,11 +192,13 @@ async function cmdStart (args: string[]): Promise<number> {
   const config = await crawlConfigFrom(values)
   const api = (values.api as string | undefined) ?? file.api
   if (api !== undefined) parseHostPort(api)
+  const bootstrap = (values.bootstrap as string[] | undefined) ?? file.bootstrap ?? []
+  await checkBootstrap(bootstrap)
   const { Daemon } = await import('./daemon.js')
   const daemon = new Daemon({
     dataDir: (values.data as string | undefined) ?? file.data ?? 'shoal-data',
     listen: (values.listen as string[] | undefined) ?? file.listen,
-    bootstrap: (values.bootstrap as string[] | undefined) ?? file.bootstrap,
+    bootstrap,
     cluster: (values.cluster as string | undefined) ?? file.cluster,
     api,
     seeds: [...(file.seeds ?? []), ...((values.seed as string[] | undefined) ?? [])],
@@ -213,6 +215,26 @@ async function cmdStart (args: string[]): Promise<number> {
   })
   await daemon.stop()
   return 0
+}
+
+/** Each bootstrap address must be a multiaddr ending in /p2p/<a valid peer id>. */
+async function checkBootstrap (addrs: string[]): Promise<void> {
+  const { multiaddr } = await import('@multiformats/multiaddr')
+  const { peerIdFromString } = await import('@libp2p/peer-id')
+  for (const a of addrs) {
+    let id: string | undefined
+    try {
+      id = /\/p2p\/([^/]+)$/.exec(multiaddr(a).toString())?.[1]
+    } catch (err: any) {
+      throw new ConfigError(`bootstrap address "${a}" is not a multiaddr: ${err.message}`)
+    }
+    if (id == null) throw new ConfigError(`bootstrap address "${a}" must end in /p2p/<peer id> (the peer prints its full address when it starts)`)
+    try {
+      peerIdFromString(id)
+    } catch {
+      throw new ConfigError(`bootstrap address "${a}": "${id}" is not a peer id`)
+    }
+  }
 }
 
 async function apiRequest (api: string, path: string, init?: { method?: string, body?: string, headers?: Record<string, string> }): Promise<Response> {

@@ -40,7 +40,9 @@ describe('shoal start', function () {
     ['an unknown top-level key', 'clustr: x\n', /bad\.yml: unknown key "clustr"/],
     ['listen of the wrong kind', 'listen: { a: 1 }\n', /bad\.yml: listen must be a list of strings, got \{"a":1\}/],
     ['a crawl option of the wrong kind', 'crawl:\n  delay: soon\n', /bad\.yml: crawl: delay must be a non-negative integer, got "soon"/],
-    ['an API address that is not HOST:PORT', 'api: localhost\n', /--api must be HOST:PORT|api must be HOST:PORT/]
+    ['an API address that is not HOST:PORT', 'api: localhost\n', /--api must be HOST:PORT|api must be HOST:PORT/],
+    ['a bootstrap address without a peer id', 'bootstrap:\n  - /ip4/10.0.0.1/tcp/4001\n', /bootstrap address "\/ip4\/10\.0\.0\.1\/tcp\/4001" must end in \/p2p\/<peer id>/],
+    ['a bootstrap address with a bad peer id', 'bootstrap:\n  - /ip4/10.0.0.1/tcp/4001/p2p/garbage\n', /"garbage" is not a peer id|is not a multiaddr/]
   ]
   for (const [name, text, message] of bad) {
     it(`refuses a cluster file with ${name}, naming the file, the key and what was expected`, async () => {
