@@ -17,7 +17,7 @@ export const DEFAULT_MAX_URL_LENGTH = NODE_MAX_URL_LENGTH
 /** Batches sent to one peer and not yet acked, at most (the window). */
 export const DEFAULT_WINDOW = 16
 /** A batch that has not filled up is sent this long after its first link arrived. */
-export const DEFAULT_FLUSH_DELAY = 5 * millisecond
+export const DEFAULT_FLUSH_DELAY = 10 * millisecond
 /** A batch not acked this long after it was written fails, and with it the stream. */
 export const DEFAULT_ACK_TIMEOUT = 30 * second
 /** Forwarding hops a batch may have taken (a peer that is not the owner forwards, DESIGN.md §2). */
