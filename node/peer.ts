@@ -322,6 +322,29 @@ export class Peer {
     }
   }
 
+  /** The links of an HTML body (none for other types), with the page's parse facts set on its record. */
+  private parseLinks (body: Uint8Array, contentType: string | undefined, entry: Lease['entry'], record: UrlRecord): Link[] {
+    const cfg = this.config
+    if (body.byteLength === 0 || !isHtml(contentType, body)) return []
+    try {
+      const parsed = parsePage(decodeBody(contentType, body), entry.url, {
+        stripParams: cfg.stripParams,
+        maxLinks: cfg.maxLinksPerPage,
+        maxHrefLength: cfg.maxUrlLength,
+        extract: cfg.extract
+      })
+      record.links = parsed.links.length
+      if (parsed.noindex) record.noindex = true
+      if (parsed.fields != null) record.fields = parsed.fields
+      const depth = entry.depth + 1
+      if (depth > cfg.maxDepth) return []
+      return parsed.links.map(url => ({ url, depth, referrer: entry.url }))
+    } catch (err: any) {
+      record.error = `parse error: ${err.message}`
+      return []
+    }
+  }
+
   /** Store, parse, route links, then record the page as done. */
   private async process ({ lease, result, previous }: FetchedPage): Promise<void> {
     const cfg = this.config
@@ -349,33 +372,19 @@ export class Peer {
         if (op != null) ops.push(op)
         record.cid = cid
         record.size = body.byteLength
-        if (body.byteLength > 0 && isHtml(result.contentType, body)) {
-          try {
-            const parsed = parsePage(decodeBody(result.contentType, body), entry.url, {
-              stripParams: cfg.stripParams,
-              maxLinks: cfg.maxLinksPerPage,
-              maxHrefLength: cfg.maxUrlLength,
-              extract: cfg.extract
-            })
-            record.links = parsed.links.length
-            if (parsed.noindex) record.noindex = true
-            if (parsed.fields != null) record.fields = parsed.fields
-            const depth = entry.depth + 1
-            if (depth <= cfg.maxDepth) {
-              links = parsed.links.map(url => ({ url, depth, referrer: entry.url }))
-            }
-          } catch (err: any) {
-            record.error = `parse error: ${err.message}`
-          }
-        }
+        links = this.parseLinks(body, result.contentType, entry, record)
         break
       }
-      case 'not-modified':
+      case 'not-modified': {
         record.status = 'not-modified'
         record.cid = previous?.cid
         record.size = previous?.size
         record.contentType = previous?.contentType ?? record.contentType
+        // Unchanged page, same links: parse the stored body so its links are met again (and re-crawled when due).
+        const body = previous?.cid != null ? await this.blocks.get(previous.cid).catch(() => undefined) : undefined
+        if (body != null) links = this.parseLinks(body, record.contentType, entry, record)
         break
+      }
       case 'redirect': {
         record.status = 'redirect'
         const target = normalizeUrl(result.location ?? '', entry.url, { stripParams: cfg.stripParams })
