@@ -132,10 +132,8 @@ export class Scope {
     if (hostname.endsWith('.')) return this.checkParsed(url)
     const hostKey = hasPort ? authority : `${authority}:${start === 8 ? '443' : '80'}`
     if (!this.inScopeHost(hostname, hostKey)) return REJECT['out-of-scope']
-    for (const re of this.exclude) {
-      if (re.test(url)) return REJECT.excluded
-    }
-    if (this.include.length > 0 && !this.include.some(re => re.test(url))) return REJECT['not-included']
+    const patterns = this.checkPatterns(url)
+    if (patterns !== OK) return patterns
     const q = url.indexOf('?', end)
     end = q === -1 ? url.length : q
     return this.checkPath(url.slice(url.indexOf('/', start), end))
@@ -150,13 +148,17 @@ export class Scope {
     }
     if (u.protocol !== 'http:' && u.protocol !== 'https:') return REJECT['out-of-scope']
     if (!this.inScope(u)) return REJECT['out-of-scope']
+    const patterns = this.checkPatterns(url)
+    if (patterns !== OK) return patterns
+    return this.checkPath(u.pathname)
+  }
 
+  private checkPatterns (url: string): ScopeVerdict {
     for (const re of this.exclude) {
       if (re.test(url)) return REJECT.excluded
     }
     if (this.include.length > 0 && !this.include.some(re => re.test(url))) return REJECT['not-included']
-
-    return this.checkPath(u.pathname)
+    return OK
   }
 
   private inScopeHost (hostname: string, hostKey: string): boolean {
@@ -168,6 +170,7 @@ export class Scope {
       case 'domain': {
         let host = hostname
         if (isIpHost(host)) return this.domains.has(host)
+        // The host itself, then each parent: a.b.example.com, b.example.com, example.com, com.
         for (;;) {
           if (this.domains.has(host)) return true
           const dot = host.indexOf('.')
@@ -179,25 +182,9 @@ export class Scope {
   }
 
   private inScope (u: URL): boolean {
-    switch (this.mode) {
-      case 'any':
-        return true
-      case 'host': {
-        const port = u.port !== '' ? u.port : (u.protocol === 'https:' ? '443' : '80')
-        return this.hostKeys.has(`${trimDots(u.hostname)}:${port}`)
-      }
-      case 'domain': {
-        let host = trimDots(u.hostname)
-        if (isIpHost(host)) return this.domains.has(host)
-        // The host itself, then each parent: a.b.example.com, b.example.com, example.com, com.
-        for (;;) {
-          if (this.domains.has(host)) return true
-          const dot = host.indexOf('.')
-          if (dot === -1) return false
-          host = host.slice(dot + 1)
-        }
-      }
-    }
+    const port = u.port !== '' ? u.port : (u.protocol === 'https:' ? '443' : '80')
+    const hostname = trimDots(u.hostname)
+    return this.inScopeHost(hostname, `${hostname}:${port}`)
   }
 
   /**
