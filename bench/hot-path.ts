@@ -59,7 +59,7 @@ const parseMsPerPage = (t1.user + t1.system) / 1000 / bodies.length
 const dir = await mkdtemp(join(tmpdir(), 'shoal-hot-'))
 t0 = process.cpuUsage()
 const wall = performance.now()
-const report = await crawl({ seeds: [origin + '/'], dataDir: join(dir, 'd'), delay: 0, hostConcurrency: 64, allowPrivate: true, http: new MemoryWeb() })
+const report = await crawl({ seeds: [origin + '/'], dataDir: join(dir, 'd'), delay: 0, hostConcurrency: 64, allowPrivate: true, http: new MemoryWeb(), parseWorkers: Number(process.env.WORKERS ?? 1) })
 t1 = process.cpuUsage(t0)
 const wallS = (performance.now() - wall) / 1000
 await rm(dir, { recursive: true, force: true })

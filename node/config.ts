@@ -4,6 +4,7 @@ import * as C from './constants.js'
 import { ConfigError } from './errors.js'
 import { Scope, type ScopeMode } from './scope.js'
 import { validateExtract } from './parser.js'
+import { defaultParseWorkers } from './parse-pool.js'
 
 /**
  * Every option of a peer's crawl, as a user sets it (config file, CLI flags or the API).
@@ -69,6 +70,13 @@ export interface CrawlConfig {
   robotsCacheSize?: number
   batchMaxOps?: number
   batchMaxWait?: number
+  /**
+   * Worker threads that parse pages; 0 parses on the main thread. Shipping a page to a worker and
+   * its links back costs more than htmlparser2 saves on the main thread (measured: bench/hot-path.ts),
+   * but cheerio extraction costs 5–10× the parse, so then workers pay.
+   * @default 0, or cores − 1 (at most 4) when `extract` is set
+   */
+  parseWorkers?: number
 }
 
 export type ResolvedConfig = Required<Omit<CrawlConfig, 'userAgent' | 'extract' | 'recrawlAfter' | 'include' | 'exclude'>> &
@@ -118,7 +126,8 @@ export const CRAWL_OPTIONS: Record<keyof CrawlConfig, Kind> = {
   hostBuffer: 'posint',
   robotsCacheSize: 'posint',
   batchMaxOps: 'posint',
-  batchMaxWait: 'int'
+  batchMaxWait: 'int',
+  parseWorkers: 'int'
 }
 
 const what: Record<Kind, string> = {
@@ -210,7 +219,8 @@ export function resolveConfig (init: CrawlConfig = {}): ResolvedConfig {
     hostBuffer: init.hostBuffer ?? C.DEFAULT_HOST_BUFFER,
     robotsCacheSize: init.robotsCacheSize ?? C.DEFAULT_ROBOTS_CACHE_SIZE,
     batchMaxOps: init.batchMaxOps ?? C.DEFAULT_BATCH_MAX_OPS,
-    batchMaxWait: init.batchMaxWait ?? C.DEFAULT_BATCH_MAX_WAIT
+    batchMaxWait: init.batchMaxWait ?? C.DEFAULT_BATCH_MAX_WAIT,
+    parseWorkers: init.parseWorkers ?? (init.extract != null ? defaultParseWorkers() : 0)
   }
 }
 

@@ -5,13 +5,14 @@ import debug from 'debug'
 import { BlockStore } from './blocks.js'
 import { resolveConfig, type CrawlConfig, type ResolvedConfig } from './config.js'
 import { Store, type BatchOp } from './db.js'
-import { decodeBody, isHtml } from './decode.js'
+import { isHtml } from './decode.js'
 import { Fetcher, UndiciClient, type FetchResult } from './fetcher.js'
 import { Frontier, type Lease } from './frontier.js'
 import { Mailbox } from './mailbox.js'
 import { MetadataStore } from './metadata.js'
 import { normalizeUrl } from './normalize.js'
-import { parsePage } from './parser.js'
+import type { ParseOptions } from './parser.js'
+import { ParsePool } from './parse-pool.js'
 import { Robots } from './robots.js'
 import { hostKeyFast, isPrivateHostKey, ownAll, Router, type LinkTransport, type Ownership } from './router.js'
 import { Scope } from './scope.js'
@@ -57,6 +58,9 @@ export interface PeerStats {
   messagesRouted: number
   seenDiskReads: number
   seenFilterSkips: number
+  /** Resident set of this process, and the JavaScript heap in use (bytes). */
+  rssBytes: number
+  heapUsedBytes: number
 }
 
 interface FetchedPage { lease: Lease, result: FetchResult, previous?: UrlRecord }
@@ -88,6 +92,8 @@ export class Peer {
   private readonly clock: Clock
   private http?: HttpClient
   private pages!: Mailbox<FetchedPage>
+  private parser!: ParsePool
+  private parseOptions!: ParseOptions
   private loops: Array<Promise<void>> = []
   private abort = new AbortController()
   private running = false
@@ -179,6 +185,9 @@ export class Peer {
       transport: this.init.transport
     }, { allowPrivate: cfg.allowPrivate })
     await this.frontier.start()
+    this.parseOptions = { stripParams: cfg.stripParams, maxLinks: cfg.maxLinksPerPage, maxHrefLength: cfg.maxUrlLength, extract: cfg.extract }
+    this.parser = new ParsePool(cfg.parseWorkers)
+    this.parser.start()
     this.abort = new AbortController()
     this.pages = new Mailbox<FetchedPage>(Math.max(8, cfg.concurrency))
     this.running = true
@@ -200,6 +209,7 @@ export class Peer {
     this.pages.close()
     await Promise.allSettled(this.loops)
     this.loops = []
+    await this.parser.stop()
     await this.http?.close().catch(() => {})
     await this.blocks.close()
     await this.store.close()
@@ -269,7 +279,9 @@ export class Peer {
       bytesRouted: this.router.stats.bytesRouted,
       messagesRouted: this.router.stats.messagesRouted,
       seenDiskReads: this.frontier.seen.diskReads,
-      seenFilterSkips: this.frontier.seen.filterSkips
+      seenFilterSkips: this.frontier.seen.filterSkips,
+      rssBytes: process.memoryUsage.rss(),
+      heapUsedBytes: process.memoryUsage().heapUsed
     }
   }
 
@@ -323,16 +335,11 @@ export class Peer {
   }
 
   /** The links of an HTML body (none for other types), with the page's parse facts set on its record. */
-  private parseLinks (body: Uint8Array, contentType: string | undefined, entry: Lease['entry'], record: UrlRecord): Link[] {
+  private async parseLinks (body: Uint8Array, contentType: string | undefined, entry: Lease['entry'], record: UrlRecord): Promise<Link[]> {
     const cfg = this.config
     if (body.byteLength === 0 || !isHtml(contentType, body)) return []
     try {
-      const parsed = parsePage(decodeBody(contentType, body), entry.url, {
-        stripParams: cfg.stripParams,
-        maxLinks: cfg.maxLinksPerPage,
-        maxHrefLength: cfg.maxUrlLength,
-        extract: cfg.extract
-      })
+      const parsed = await this.parser.parse(body, contentType, entry.url, this.parseOptions)
       record.links = parsed.links.length
       if (parsed.noindex) record.noindex = true
       if (parsed.fields != null) record.fields = parsed.fields
@@ -372,7 +379,7 @@ export class Peer {
         if (op != null) ops.push(op)
         record.cid = cid
         record.size = body.byteLength
-        links = this.parseLinks(body, result.contentType, entry, record)
+        links = await this.parseLinks(body, result.contentType, entry, record)
         break
       }
       case 'not-modified': {
@@ -382,7 +389,7 @@ export class Peer {
         record.contentType = previous?.contentType ?? record.contentType
         // Unchanged page, same links: parse the stored body so its links are met again (and re-crawled when due).
         const body = previous?.cid != null ? await this.blocks.get(previous.cid).catch(() => undefined) : undefined
-        if (body != null) links = this.parseLinks(body, record.contentType, entry, record)
+        if (body != null) links = await this.parseLinks(body, record.contentType, entry, record)
         break
       }
       case 'redirect': {
