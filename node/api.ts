@@ -12,8 +12,8 @@ const log = debug('shoal:api')
 export interface ApiBackend {
   status(): Promise<Record<string, unknown> & { idle: boolean }>
   seed(urls: string[]): Promise<{ accepted: string[], rejected: Array<{ url: string, reason: string }> }>
-  /** A URL's record, or a verdict saying why there is none. */
-  lookup(url: string): Promise<{ record?: UrlRecord, verdict: string }>
+  /** A URL's record (and its body when asked and at hand), or a verdict saying why there is none. */
+  lookup(url: string, opts?: { body?: boolean }): Promise<{ record?: UrlRecord, verdict: string, body?: Uint8Array }>
   body(record: UrlRecord): Promise<Uint8Array | undefined>
   /** Counters for /metrics: name → value. */
   metrics(): Record<string, number>
@@ -104,10 +104,12 @@ export class Api {
         if (u == null || u === '') { json(res, 400, { error: 'missing query parameter u (the URL)' }); return }
         const normalized = normalizeUrl(u)
         if (normalized == null) { json(res, 400, { error: `not an absolute http(s) URL: ${u.slice(0, 200)}` }); return }
-        const { record, verdict } = await this.backend.lookup(normalized)
+        const wantBody = url.searchParams.get('body') === '1'
+        const found = await this.backend.lookup(normalized, { body: wantBody })
+        const { record, verdict } = found
         if (record == null) { json(res, 404, { url: normalized, found: false, verdict }); return }
-        if (url.searchParams.get('body') === '1') {
-          const body = await this.backend.body(record)
+        if (wantBody) {
+          const body = found.body ?? await this.backend.body(record)
           if (body == null) { json(res, 404, { url: normalized, found: true, verdict: `no stored body (status ${record.status})` }); return }
           res.writeHead(200, {
             'content-type': record.contentType ?? 'application/octet-stream',

@@ -11,6 +11,8 @@ import type { Link, UrlRecord } from './types.js'
 import { VERSION } from './constants.js'
 import { LinksTransport } from '../protocols/links/transport.js'
 import { SeedGossip } from './seed-gossip.js'
+import { QueryService } from '../protocols/query/service.js'
+import { queryPeer } from '../protocols/query/client.js'
 
 const log = debug('shoal:daemon')
 
@@ -51,6 +53,7 @@ export class Daemon {
   api!: Api
   ring!: Ring
   seedGossip!: SeedGossip
+  query!: QueryService
   peerId = ''
   private readonly init: DaemonInit
   private readonly say: (line: string) => void
@@ -77,6 +80,11 @@ export class Daemon {
       onLinks: async (from, links, hops) => await this.receive(from, links, hops)
     })
     await this.links.start()
+    this.query = new QueryService({ libp2p: this.network.libp2p }, {
+      lookup: async (url) => await this.lookup(url),
+      body: async (record) => record.cid == null ? undefined : await this.peer.blocks.get(record.cid)
+    })
+    await this.query.start()
     this.peer = new Peer({
       dataDir: init.dataDir,
       config: init.config,
@@ -112,7 +120,7 @@ export class Daemon {
         this.seedGossip.publish(r.accepted)
         return r
       },
-      lookup: async (url) => await this.lookup(url),
+      lookup: async (url, opts) => await this.lookupAnywhere(url, opts?.body === true),
       body: async (record: UrlRecord) => record.cid == null ? undefined : await this.peer.blocks.get(record.cid),
       metrics: () => this.counters()
     }, { listen: init.api })
@@ -130,6 +138,7 @@ export class Daemon {
     this.seedGossip?.stop()
     this.membership?.stop()
     await this.peer?.stop()
+    await this.query?.stop()
     await this.links?.stop()
     await this.network?.stop()
   }
@@ -165,6 +174,28 @@ export class Daemon {
     })
     const [admitted, ...forwarded] = await Promise.all([this.peer.frontier.add(mine), ...forwards])
     return admitted + forwarded.reduce((a, b) => a + b, 0)
+  }
+
+  /**
+   * Any peer answers for any URL: from its own store when it owns the host, else from the owner
+   * over /shoal/query/1.0.0, else (owner unreachable) from the next peers of the ring, else from
+   * what it holds itself.
+   */
+  private async lookupAnywhere (url: string, body: boolean): Promise<{ record?: UrlRecord, verdict: string, body?: Uint8Array }> {
+    const candidates = this.ring.replicas(hostKeyFast(url), Math.min(3, this.ring.size))
+    const failures: string[] = []
+    for (const peer of candidates) {
+      if (peer === this.peerId) return await this.lookup(url)
+      try {
+        return await queryPeer(this.network.libp2p, peer, url, { body })
+      } catch (err: any) {
+        failures.push(`${shortId(peer)}: ${err.message}`)
+        if (err.retryable === false && err.name !== 'QueryBodyMismatchError') break
+      }
+    }
+    const local = await this.lookup(url)
+    if (local.record == null && failures.length > 0) local.verdict += ` (owner unreachable: ${failures.join('; ')})`
+    return local
   }
 
   private async lookup (url: string): Promise<{ record?: UrlRecord, verdict: string }> {

@@ -64,5 +64,25 @@ describe('cluster (real processes, libp2p over TCP on 127.0.0.1)', function () {
     assert.ok(owners.size >= 3, `the hosts are spread over the peers (${owners.size} peers fetched)`)
     // Links crossed between peers over /shoal/links/1.0.0.
     assert.ok(statuses.reduce((a, s) => a + s.local.linksReceived, 0) > 0, 'links were routed between peers')
+
+    // Any peer answers for any URL (asking its owner over /shoal/query/1.0.0): the same record from
+    // every peer, and the body the server sent.
+    const sample = web.expectedUrls().filter((_, i) => i % 20 === 0)
+    for (const url of sample) {
+      const answers: any[] = await Promise.all(cluster.peers.map(async (p): Promise<any> => {
+        const res = await fetch(`http://${p.api}/v1/url?u=${encodeURIComponent(url)}`)
+        assert.equal(res.status, 200, `${url} via peer ${p.index}`)
+        return await res.json()
+      }))
+      for (const a of answers) assert.deepEqual(a, answers[0])
+      assert.equal(answers[0].status, 'fetched')
+      const via = cluster.peers[sample.indexOf(url) % cluster.peers.length]
+      const body = await fetch(`http://${via.api}/v1/url?u=${encodeURIComponent(url)}&body=1`)
+      assert.equal(body.status, 200)
+      assert.deepEqual(Buffer.from(await body.arrayBuffer()), web.body(url))
+    }
+    const unknown = await fetch(`http://${cluster.peers[1].api}/v1/url?u=${encodeURIComponent(web.origins[0] + '/never-linked')}`)
+    assert.equal(unknown.status, 404)
+    assert.match(((await unknown.json()) as any).verdict, /never seen/)
   })
 })
