@@ -166,7 +166,7 @@ export async function measure (spec: RunSpec, gnuTime: boolean): Promise<RunResu
   child.stderr.on('data', (b: Buffer) => { err.push(b) })
   const pid = child.pid
   // Poll the tree below the wrapper (time or bash), not the wrapper itself.
-  const sampler = pid === undefined ? undefined : new TreeSampler(pid, pid, 250)
+  const sampler = pid === undefined ? undefined : new TreeSampler(pid, pid, 500)
   let timedOut = false
   const timer = setTimeout(() => {
     timedOut = true

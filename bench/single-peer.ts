@@ -92,6 +92,12 @@ interface RunRecord {
   serverCpuSeconds: number
   /** 1-minute load average just before the run: other work on the machine skews the figures. */
   loadAverageBefore: number
+  /**
+   * CPU the whole machine spent during the run, and what is left of it after the tool and the server:
+   * other processes competing for the cores (from /proc/stat).
+   */
+  machineCpuSeconds?: number
+  otherCpuSeconds?: number
   userAgents: string[]
   exitCode: number | null
   /** The tool's own last-line JSON report, if it printed one. */
@@ -108,6 +114,8 @@ interface Medians {
   peakTreeRssMB: number
   coverage: number
   duplicateFetches: number
+  /** CPU seconds other processes took during the run: high means the wall figures are skewed. */
+  otherCpuSeconds?: number
 }
 
 function log (s: string): void {
@@ -162,6 +170,17 @@ function parseOptions (argv: string[]): Options {
     shoalArgs: values['shoal-args'].split(' ').filter(a => a !== ''),
     cache: !values['no-cache'],
     out: values.out ?? join(BENCH_DIR, 'results', `single-peer-${profile}.json`)
+  }
+}
+
+/** Busy CPU seconds of the whole machine since boot (/proc/stat, all cores), or undefined off Linux. */
+function machineBusySeconds (): number | undefined {
+  try {
+    const f = readFileSync('/proc/stat', 'latin1').split('\n')[0].trim().split(/\s+/).slice(1).map(Number)
+    // user nice system idle iowait irq softirq steal …: all but idle and iowait are busy. USER_HZ is 100 on Linux.
+    return (f[0] + f[1] + f[2] + f[5] + f[6] + (f[7] ?? 0)) / 100
+  } catch {
+    return undefined
   }
 }
 
@@ -241,6 +260,7 @@ async function crawlOnce (tool: Tool, run: number, web: SyntheticWeb, opts: Opti
   web.reset()
   const loadAverageBefore = loadavg()[0]
   const cpuBefore = process.cpuUsage()
+  const machineBefore = machineBusySeconds()
   let result: RunResult
   try {
     const cmd = tool.command(web.rootUrls, scratch)
@@ -249,6 +269,9 @@ async function crawlOnce (tool: Tool, run: number, web: SyntheticWeb, opts: Opti
     rmSync(scratch, { recursive: true, force: true })
   }
   const cpu = process.cpuUsage(cpuBefore)
+  const machineAfter = machineBusySeconds()
+  const machineCpuSeconds = machineBefore !== undefined && machineAfter !== undefined ? machineAfter - machineBefore : undefined
+  const serverCpuSeconds = (cpu.user + cpu.system) / 1e6
   const s: CrawlSummary = web.summary()
   const pagesPerSecond = s.pagesFetched / result.wallSeconds
   let error: string | undefined
@@ -277,8 +300,12 @@ async function crawlOnce (tool: Tool, run: number, web: SyntheticWeb, opts: Opti
     disallowedRequests: s.disallowedRequests,
     notFound: s.notFound,
     activeSeconds: s.activeSeconds,
-    serverCpuSeconds: (cpu.user + cpu.system) / 1e6,
+    serverCpuSeconds,
     loadAverageBefore,
+    machineCpuSeconds,
+    otherCpuSeconds: machineCpuSeconds !== undefined && result.cpuSeconds !== undefined
+      ? Math.max(0, machineCpuSeconds - result.cpuSeconds - serverCpuSeconds)
+      : undefined,
     userAgents: Object.keys(s.byUserAgent),
     exitCode: result.exitCode,
     selfReport: lastJsonLine(result.stdoutTail),
@@ -308,7 +335,8 @@ function medians (records: RunRecord[]): Medians | undefined {
     peakRssMB: opt(r => r.peakRssMB),
     peakTreeRssMB: median(ok.map(r => r.peakTreeRssMB)),
     coverage: median(ok.map(r => r.coverage)),
-    duplicateFetches: median(ok.map(r => r.duplicateFetches))
+    duplicateFetches: median(ok.map(r => r.duplicateFetches)),
+    otherCpuSeconds: opt(r => r.otherCpuSeconds)
   }
 }
 
@@ -373,7 +401,7 @@ export async function main (argv: string[]): Promise<number> {
         if (r.ok) {
           log(`  ${fmt(r.wallSeconds)} s, ${fmt(r.pagesPerSecond, 0)} pages/s, CPU ${fmt(r.cpuSeconds)} s, ` +
             `peak RSS ${fmt(r.peakRssMB, 0)} MB, coverage ${fmt(r.coverage * 100, 2)} %, ${r.duplicateFetches} duplicate fetches` +
-            `, load before ${fmt(r.loadAverageBefore, 2)}`)
+            `; other processes used ${fmt(r.otherCpuSeconds)} CPU s meanwhile`)
         } else {
           log(`  ${tool.name} failed: ${r.error}; skipping it from now on. stderr tail:\n${(r as RunRecord & { stderrTail?: string }).stderrTail ?? ''}`)
           failed.add(tool.name)
@@ -404,13 +432,13 @@ export async function main (argv: string[]): Promise<number> {
     }
   }
 
-  const rows = [['tool', 'runs', 'wall s', 'pages/s', 'CPU s', 'CPU s/1000 p', 'peak RSS MB', 'coverage %', 'dup fetches']]
+  const rows = [['tool', 'runs', 'wall s', 'pages/s', 'CPU s', 'CPU s/1000 p', 'peak RSS MB', 'coverage %', 'dup fetches', 'others\' CPU s']]
   for (const [name, m] of Object.entries(summary)) {
     rows.push([name, String(m.runs), fmt(m.wallSeconds), fmt(m.pagesPerSecond, 0), fmt(m.cpuSeconds), fmt(m.cpuSecondsPer1000Pages, 2),
-      fmt(m.peakRssMB, 0), fmt(m.coverage * 100, 2), fmt(m.duplicateFetches, 0)])
+      fmt(m.peakRssMB, 0), fmt(m.coverage * 100, 2), fmt(m.duplicateFetches, 0), fmt(m.otherCpuSeconds)])
   }
   for (const [name, r] of Object.entries(ratios)) {
-    rows.push([name, '', '', fmt(r.pagesPerSecond, 2), '', fmt(r.cpuSecondsPer1000Pages, 2), fmt(r.peakRssMB, 2), '', ''])
+    rows.push([name, '', '', fmt(r.pagesPerSecond, 2), '', fmt(r.cpuSecondsPer1000Pages, 2), fmt(r.peakRssMB, 2), '', '', ''])
   }
   process.stdout.write(`\nsingle peer, ${expected.length} pages (${opts.profile}), median of ${opts.runs} run(s):\n${table(rows)}\n`)
   for (const [name, why] of Object.entries(skipped)) process.stdout.write(`${name}: skipped (${why})\n`)
@@ -432,8 +460,8 @@ export async function main (argv: string[]): Promise<number> {
     },
     measurement: {
       cpu: gnuTime ? 'GNU time: user + sys of the tool and its children (rusage)' : 'bash times: user + sys of the tool and its children',
-      peakRssMB: gnuTime ? 'GNU time %M: largest resident set of one process of the tree, MiB' : '/proc VmHWM polled every 250 ms, largest process, MiB',
-      peakTreeRssMB: 'sum of VmRSS over the process tree, polled every 250 ms, MiB',
+      peakRssMB: gnuTime ? 'GNU time %M: largest resident set of one process of the tree, MiB' : '/proc VmHWM polled every 500 ms, largest process, MiB',
+      peakTreeRssMB: 'sum of VmRSS over the process tree, polled every 500 ms, MiB',
       pagesPerSecond: 'distinct expected pages the server served / wall seconds (spawn to exit)',
       duplicateFetches: 'requests beyond the first per URL, from the server counters'
     },
