@@ -57,7 +57,7 @@ export class BlockStore {
   /** CIDs written recently: skip rewriting the same bytes (common pages, error pages). */
   private readonly recent = new Map<string, BlockLocation>()
   private readonly recentMax = 4096
-  private readonly readers = new Map<number, FileHandle>()
+  private readonly readers = new Map<number, Promise<FileHandle>>()
   private pack = 0
   /** Write handles by pack number; old packs stay open until close(), so appends in flight finish. */
   private readonly writers = new Map<number, Promise<FileHandle>>()
@@ -80,7 +80,7 @@ export class BlockStore {
   async close (): Promise<void> {
     for (const h of this.writers.values()) await (await h).close()
     this.writers.clear()
-    for (const h of this.readers.values()) await h.close()
+    for (const h of this.readers.values()) await (await h).close()
     this.readers.clear()
   }
 
@@ -90,7 +90,10 @@ export class BlockStore {
    */
   async stage (bytes: Uint8Array): Promise<{ cid: string, op?: BatchOp }> {
     const cid = cidOf(bytes)
-    if (this.recent.has(cid)) return { cid }
+    // Stored a moment ago: don't write the bytes again, but do give the index entry to this caller
+    // too, so its record never commits before the location it refers to.
+    const seen = this.recent.get(cid)
+    if (seen != null) return { cid, op: { type: 'put', sublevel: 'blocks', key: cid, value: seen } }
     if (this.size >= this.packSize) {
       // Rotate, synchronously: every later append goes to the new pack.
       this.pack++
@@ -125,11 +128,13 @@ export class BlockStore {
   async get (cid: string): Promise<Uint8Array | undefined> {
     const loc = await this.store.get<BlockLocation>('blocks', cid)
     if (loc === undefined) return undefined
-    let reader = this.readers.get(loc.p)
-    if (reader == null) {
-      reader = await open(join(this.dir, packName(loc.p)), 'r')
-      this.readers.set(loc.p, reader)
+    // One handle per pack, shared by concurrent first reads.
+    let opening = this.readers.get(loc.p)
+    if (opening == null) {
+      opening = open(join(this.dir, packName(loc.p)), 'r')
+      this.readers.set(loc.p, opening)
     }
+    const reader = await opening
     const bytes = Buffer.allocUnsafe(loc.l)
     let read = 0
     while (read < loc.l) {

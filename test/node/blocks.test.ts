@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { readdir, writeFile, readFile } from 'node:fs/promises'
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { BlockStore, cidOf } from '../../node/blocks.js'
 import { Store } from '../../node/db.js'
@@ -19,7 +19,16 @@ describe('block store', () => {
     // All at once: offsets must not overlap, rotation must not lose a write.
     const cids = await Promise.all(bodies.map(async b => await blocks.put(b)))
     assert.deepEqual(cids, bodies.map(b => cidOf(b)))
-    assert.equal((await blocks.stage(bodies[0])).op, undefined, 'the same bytes are not stored twice')
+    const packBytes = async (): Promise<number> => {
+      let total = 0
+      for (const f of await readdir(join(dir, 'blocks'))) total += (await stat(join(dir, 'blocks', f))).size
+      return total
+    }
+    const before = await packBytes()
+    const again = await blocks.stage(bodies[0])
+    assert.equal(again.cid, cids[0])
+    assert.equal(again.op?.key, cids[0], 'the index entry is given to this caller too')
+    assert.equal(await packBytes(), before, 'the bytes are not written again')
     const packs = (await readdir(join(dir, 'blocks'))).filter(f => f.startsWith('pack-'))
     assert.ok(packs.length >= 5, `rotated into ${packs.length} packs`)
     await blocks.close()
