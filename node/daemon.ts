@@ -111,6 +111,8 @@ export class Daemon {
       if (members.some(m => !this.ring.has(m)) && this.peer.seedList.length > 0) this.seedGossip.publish([...this.peer.seedList])
       this.ring = Ring.of(members, { vnodes: init.vnodes })
       this.say(`ring: ${members.length} peers (${members.map(shortId).join(' ')})`)
+      this.peer.frontier.refreshOwnership()
+      this.handOff()
     })
     this.membership.start()
     this.api = new Api({
@@ -141,6 +143,38 @@ export class Daemon {
     await this.query?.stop()
     await this.links?.stop()
     await this.network?.stop()
+  }
+
+  private handing = false
+  private handAgain = false
+
+  /**
+   * Hosts this peer holds queued URLs of but no longer owns (a peer joined, or came back) go to
+   * their owner: sent as links, and forgotten here once the owner has them on disk. Runs one pass
+   * at a time; a ring change during a pass starts another after it.
+   */
+  private handOff (): void {
+    if (this.handing) { this.handAgain = true; return }
+    this.handing = true
+    void (async () => {
+      do {
+        this.handAgain = false
+        for (const host of this.peer.frontier.hostsWithWork()) {
+          if ((this.ring.owner(host) ?? this.peerId) === this.peerId) continue
+          const entries = await this.peer.frontier.hostEntries(host)
+          if (entries.length === 0) continue
+          try {
+            await this.peer.router.route(entries.map(({ entry }) => ({
+              url: entry.url, depth: entry.depth, referrer: entry.referrer, redirects: entry.redirects
+            })), { skipScope: true })
+            await this.peer.frontier.release(host, entries.map(e => e.key))
+            this.say(`handed ${entries.length} queued URLs of ${host} to ${shortId(this.ring.owner(host) ?? '')}`)
+          } catch (err: any) {
+            this.say(`hand-off of ${host} failed (${err.message}); kept here`)
+          }
+        }
+      } while (this.handAgain)
+    })().catch((err: any) => { this.say(`hand-off: ${err.message}`) }).finally(() => { this.handing = false })
   }
 
   /**

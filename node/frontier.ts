@@ -53,12 +53,22 @@ export interface FrontierInit {
   hostBuffer?: number
   seenFilterBits?: number
   seenCacheSize?: number
+  /**
+   * Appended to every frontier key, so that keys made by different peers for one host (before and
+   * after its owner changed) never collide. @default ''
+   */
+  keyTag?: string
 }
 
 export interface FrontierComponents {
   store: Store
   /** Absent: robots.txt is not obeyed. */
   robots?: RobotsSource
+  /**
+   * Which hosts this peer crawls now (the ring, in a cluster). A host it holds entries of but does
+   * not own is not leased: its politeness is the owner's. Absent: every host.
+   */
+  ownership?: { owns(host: string): boolean }
 }
 
 /** Totals kept on disk, so a resumed crawl reports the whole crawl. */
@@ -91,7 +101,7 @@ interface HostState {
 }
 
 const SEP = '\x00'
-const seqKey = (host: string, seq: number): string => host + SEP + seq.toString(36).padStart(11, '0')
+const seqKey = (host: string, seq: number, tag: string): string => host + SEP + seq.toString(36).padStart(11, '0') + (tag === '' ? '' : SEP + tag)
 
 /**
  * The queue shard of the hosts this peer owns. On disk: one FIFO per host (`frontier` sublevel,
@@ -117,8 +127,12 @@ export class Frontier {
   private readonly maxPages: number
   private readonly recrawlAfter: number
   private readonly hostBuffer: number
+  private readonly keyTag: string
+  private readonly ownership?: { owns(host: string): boolean }
 
   private readonly hosts = new Map<string, HostState>()
+  /** Frontier keys of the leases out now, per host (a hand-off leaves them to finish here). */
+  private readonly leasedKeys = new Map<string, Set<string>>()
   private readonly heap = new MinHeap<HostState>()
   private takers: Array<(lease: Lease | undefined) => void> = []
   private timer: unknown
@@ -144,6 +158,8 @@ export class Frontier {
     this.maxPages = init.maxPages ?? Infinity
     this.recrawlAfter = init.recrawlAfter ?? Infinity
     this.hostBuffer = init.hostBuffer ?? C.DEFAULT_HOST_BUFFER
+    this.keyTag = init.keyTag ?? ''
+    this.ownership = components.ownership
     this.seen = new SeenSet(this.store, { filterBits: init.seenFilterBits, cacheSize: init.seenCacheSize })
     this.store.onCut(() => this.snapshotOps())
   }
@@ -290,7 +306,7 @@ export class Frontier {
         h.queued++
         this.counters.admitted++
         this.queuedTotal++
-        const key = seqKey(host, ++this.seq)
+        const key = seqKey(host, ++this.seq, this.keyTag)
         const entry: FrontierEntry = { url: l.url, depth: l.depth }
         if (l.referrer !== undefined) entry.referrer = l.referrer
         if (l.redirects !== undefined && l.redirects > 0) entry.redirects = l.redirects
@@ -332,6 +348,7 @@ export class Frontier {
   /** Put a host in the heap if it can be served: work queued, a connection free. */
   private schedule (h: HostState): void {
     if (h.inHeap || this.stopped) return
+    if (this.ownership != null && !this.ownership.owns(h.host)) return
     if (h.inflight >= this.hostConcurrency) return
     if (h.robots === 'loading' || h.robots === 'fetching') return
     // Nothing in memory: wait for the refill under way (it schedules the host when it lands).
@@ -349,9 +366,16 @@ export class Frontier {
       h.inHeap = false
       if (h.nextAt > now) { this.schedule(h); continue }
       if (h.inflight >= this.hostConcurrency) continue
+      // Lost to another peer since it was scheduled: leave it (its entries are handed over).
+      if (this.ownership != null && !this.ownership.owns(h.host)) continue
       const lease = this.leaseFrom(h, now)
       if (lease != null) {
         this.leased++
+        if (lease.kind === 'page') {
+          let keys = this.leasedKeys.get(h.host)
+          if (keys == null) this.leasedKeys.set(h.host, keys = new Set())
+          keys.add(lease.key)
+        }
         const taker = this.takers.shift() as (l: Lease | undefined) => void
         taker(lease)
       }
@@ -497,6 +521,7 @@ export class Frontier {
   retry (lease: Lease, at: number): void {
     const h = this.hosts.get(lease.host)
     if (h == null) return
+    this.leasedKeys.get(lease.host)?.delete(lease.key)
     this.fetched(lease)
     this.leased--
     h.buffer.unshift({ key: lease.key, entry: lease.entry, attempts: lease.attempts + 1 })
@@ -541,6 +566,7 @@ export class Frontier {
       await this.store.write(all)
       this.seen.landed([lease.entry.url])
     } finally {
+      this.leasedKeys.get(lease.host)?.delete(lease.key)
       this.queuedTotal--
       this.leased--
       if (lease.released !== true) {
@@ -550,6 +576,91 @@ export class Frontier {
         this.schedule(h)
       }
       this.pump()
+      this.checkIdle()
+    }
+  }
+
+  /** The ring changed: hosts this peer now owns become eligible (it already holds their entries). */
+  refreshOwnership (): void {
+    for (const h of this.hosts.values()) this.schedule(h)
+    this.pump()
+  }
+
+  /** Hosts with entries on disk here (queued or in flight). */
+  hostsWithWork (): string[] {
+    const out: string[] = []
+    for (const h of this.hosts.values()) if (h.queued > 0) out.push(h.host)
+    return out
+  }
+
+  /**
+   * The queued entries of a host (not those in flight, which finish here), oldest first, with
+   * their keys: to hand the host over, send them to its new owner, then `release` them.
+   */
+  async hostEntries (host: string): Promise<Array<{ key: string, entry: FrontierEntry }>> {
+    const h = this.hosts.get(host)
+    if (h == null || h.queued === 0) return []
+    const inflight = this.leasedKeys.get(host) ?? new Set<string>()
+    const out: Array<{ key: string, entry: FrontierEntry }> = []
+    for await (const [key, entry] of this.store.subs.frontier.iterator({ gt: host + SEP, lt: host + '\x01' })) {
+      if (!inflight.has(key)) out.push({ key, entry })
+    }
+    return out
+  }
+
+  /** Forget entries handed over to another peer: off the disk, out of memory. */
+  async release (host: string, keys: string[]): Promise<void> {
+    const h = this.hosts.get(host)
+    if (h == null || keys.length === 0) return
+    const gone = new Set(keys)
+    h.buffer = h.buffer.filter(s => !gone.has(s.key))
+    h.queued -= keys.length
+    this.queuedTotal -= keys.length
+    // What stays on disk: the leases out now (already read), the buffer, and entries past
+    // loadedKey not read yet.
+    const leased = this.leasedKeys.get(host)?.size ?? 0
+    h.unloaded = Math.max(0, h.queued - leased - h.buffer.length)
+    this.touch(h)
+    await this.store.write(keys.map(key => ({ type: 'del' as const, sublevel: 'frontier' as const, key })))
+    this.checkIdle()
+  }
+
+  /**
+   * Take over entries another peer queued (it died, or handed the host over): queue them here even
+   * though the seen set knows them (as queued, by replication). Resolves once on disk.
+   */
+  async adopt (entries: FrontierEntry[]): Promise<number> {
+    if (entries.length === 0) return 0
+    const ops: BatchOp[] = []
+    const admitted: Array<{ h: HostState, slot: Slot }> = []
+    const local = new Set<string>()
+    for (const entry of entries) {
+      if (local.has(entry.url)) continue
+      local.add(entry.url)
+      const seenAt = this.seen.peek(entry.url)
+      if (seenAt !== undefined && seenAt > 0) continue // done here already
+      const host = hostKeyFast(entry.url)
+      const h = this.hostState(host, originFast(entry.url))
+      h.admitted++
+      h.queued++
+      this.counters.admitted++
+      this.queuedTotal++
+      const key = seqKey(host, ++this.seq, this.keyTag)
+      ops.push({ type: 'put', sublevel: 'frontier', key, value: entry })
+      ops.push(this.seen.mark(entry.url, 0))
+      admitted.push({ h, slot: { key, entry, attempts: 0 } })
+      this.touch(h)
+    }
+    this.addsInFlight++
+    try {
+      await this.store.write(ops)
+      this.seen.landed(admitted.map(a => a.slot.entry.url))
+      for (const { h } of admitted) h.unloaded++
+      for (const { h } of admitted) this.schedule(h)
+      this.pump()
+      return admitted.length
+    } finally {
+      this.addsInFlight--
       this.checkIdle()
     }
   }

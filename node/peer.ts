@@ -161,7 +161,13 @@ export class Peer {
       maxSize: cfg.maxRobotsSize,
       cacheSize: cfg.robotsCacheSize
     })
-    this.frontier = new Frontier({ store: this.store, robots: cfg.robots ? this.robots : undefined }, {
+    const ownership = (this.init.ownership ?? ownAll)(this.peerId)
+    this.frontier = new Frontier({
+      store: this.store,
+      robots: cfg.robots ? this.robots : undefined,
+      ownership: this.init.ownership == null ? undefined : { owns: (host) => ownership.owner(host) === this.peerId }
+    }, {
+      keyTag: this.init.ownership == null ? '' : shortId(this.peerId),
       clock: this.clock,
       delay: cfg.delay,
       hostConcurrency: cfg.hostConcurrency,
@@ -181,7 +187,7 @@ export class Peer {
     this.router = new Router({
       frontier: this.frontier,
       scope: this.scope,
-      ownership: (this.init.ownership ?? ownAll)(this.peerId),
+      ownership,
       transport: this.init.transport
     }, { allowPrivate: cfg.allowPrivate })
     await this.frontier.start()

@@ -16,10 +16,11 @@ describe('frontier', () => {
   let clock: ManualClock
   const frontiers: Frontier[] = []
 
-  async function open (init: ConstructorParameters<typeof Frontier>[1] = {}, robots?: RobotsRules): Promise<Frontier> {
+  async function open (init: ConstructorParameters<typeof Frontier>[1] = {}, robots?: RobotsRules, owns?: (host: string) => boolean): Promise<Frontier> {
     const f = new Frontier({
       store,
-      robots: robots == null ? undefined : { cached: () => robots, load: async () => robots }
+      robots: robots == null ? undefined : { cached: () => robots, load: async () => robots },
+      ownership: owns == null ? undefined : { owns }
     }, { clock, delay: 0, hostConcurrency: 1, ...init })
     await f.start()
     frontiers.push(f)
@@ -167,5 +168,55 @@ describe('frontier', () => {
       await done(f2, x)
     }
     assert.deepEqual(got, [`${A}/2`, `${A}/3`])
+  })
+
+  it('leases only the hosts it owns, and takes a host up when the ring gives it', async () => {
+    const owned = new Set(['a.test:80'])
+    const f = await open({}, undefined, (host) => owned.has(host))
+    await f.add([{ url: `${B}/1`, depth: 0 }, { url: `${A}/1`, depth: 0 }])
+    const first = await f.take() as Lease
+    assert.equal(first.entry.url, `${A}/1`)
+    await done(f, first)
+    let next: Lease | undefined
+    void f.take().then(l => { next = l })
+    await new Promise(resolve => setImmediate(resolve))
+    assert.equal(next, undefined, 'b.test is held here but not owned: not leased')
+    owned.add('b.test:80')
+    f.refreshOwnership()
+    await new Promise(resolve => setImmediate(resolve))
+    assert.equal((next as Lease | undefined)?.entry.url, `${B}/1`)
+  })
+
+  it('hands the queued entries of a host over (not those in flight) and forgets them once released', async () => {
+    const f = await open({ hostBuffer: 2, keyTag: 'p1' })
+    await f.add([1, 2, 3, 4, 5].map(i => ({ url: `${A}/${i}`, depth: 1, referrer: `${A}/` })))
+    const inflight = await f.take() as Lease
+    assert.match(inflight.key, /\x00p1$/, 'keys carry the peer tag')
+    const entries = await f.hostEntries('a.test:80')
+    assert.deepEqual(entries.map(e => e.entry.url), [2, 3, 4, 5].map(i => `${A}/${i}`))
+    await f.release('a.test:80', entries.map(e => e.key))
+    assert.equal(f.queued, 1, 'only the lease in flight is left')
+    await done(f, inflight)
+    assert.equal(f.idle, true)
+    assert.deepEqual(await f.hostEntries('a.test:80'), [])
+  })
+
+  it('adopts entries another peer queued even though they are marked seen, but not ones done here', async () => {
+    const f = await open()
+    await f.add([{ url: `${A}/done`, depth: 0 }])
+    const l = await f.take() as Lease
+    await done(f, l)
+    // Replication marked these seen (queued) before the owner died.
+    await store.write([f.seen.mark(`${A}/x`, 0), f.seen.mark(`${A}/y`, 0)])
+    f.seen.landed([`${A}/x`, `${A}/y`])
+    assert.equal(await f.add([{ url: `${A}/x`, depth: 1 }]), 0, 'add() skips what the seen set knows')
+    assert.equal(await f.adopt([{ url: `${A}/x`, depth: 1 }, { url: `${A}/y`, depth: 2 }, { url: `${A}/done`, depth: 0 }]), 2)
+    const got: string[] = []
+    while (!f.idle) {
+      const x = await f.take() as Lease
+      got.push(x.entry.url)
+      await done(f, x)
+    }
+    assert.deepEqual(got, [`${A}/x`, `${A}/y`])
   })
 })
