@@ -21,7 +21,8 @@ export const msgpackEncoding = {
   createBufferTranscoder: undefined
 }
 
-export const SUBLEVELS = ['meta', 'frontier', 'seen', 'hosts', 'robots', 'blocks', 'state'] as const
+/** `replicas`: frontier entries of hosts this peer holds copies of for their owner (replicas.ts). */
+export const SUBLEVELS = ['meta', 'frontier', 'seen', 'hosts', 'robots', 'blocks', 'state', 'replicas'] as const
 export type SublevelName = typeof SUBLEVELS[number]
 
 /** A sublevel has the API of a Level (get, getMany, iterators); typed as one for string keys, any values. */

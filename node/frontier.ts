@@ -69,6 +69,20 @@ export interface FrontierComponents {
    * not own is not leased: its politeness is the owner's. Absent: every host.
    */
   ownership?: { owns(host: string): boolean }
+  /**
+   * Copies what this frontier makes durable to the host's replicas (the cluster's replication);
+   * each call resolves once they have it, and `add` and `complete` wait for it. Absent: no copies.
+   */
+  replicator?: Replicator
+}
+
+/** What a queued entry, or a finished page, is on the wire to a replica. */
+export interface ReplicatedEntry { host: string, key: string, entry: FrontierEntry }
+export interface ReplicatedDone { host: string, key: string, url: string, fetchedAt: number, record?: Record<string, unknown> }
+
+export interface Replicator {
+  entries(entries: ReplicatedEntry[]): Promise<void>
+  done(done: ReplicatedDone[]): Promise<void>
 }
 
 /** Totals kept on disk, so a resumed crawl reports the whole crawl. */
@@ -129,6 +143,7 @@ export class Frontier {
   private readonly hostBuffer: number
   private readonly keyTag: string
   private readonly ownership?: { owns(host: string): boolean }
+  private readonly replicator?: Replicator
 
   private readonly hosts = new Map<string, HostState>()
   /** Frontier keys of the leases out now, per host (a hand-off leaves them to finish here). */
@@ -160,6 +175,7 @@ export class Frontier {
     this.hostBuffer = init.hostBuffer ?? C.DEFAULT_HOST_BUFFER
     this.keyTag = init.keyTag ?? ''
     this.ownership = components.ownership
+    this.replicator = components.replicator
     this.seen = new SeenSet(this.store, { filterBits: init.seenFilterBits, cacheSize: init.seenCacheSize })
     this.store.onCut(() => this.snapshotOps())
   }
@@ -319,6 +335,8 @@ export class Frontier {
       for (const h of touched) this.touch(h)
       await this.store.write(ops)
       this.seen.landed(admitted.map(a => a.slot.entry.url))
+      // Durable here; the sender's ack also waits for the host's replicas to have them.
+      if (this.replicator != null) await this.replicator.entries(admitted.map(({ h, slot }) => ({ host: h.host, key: slot.key, entry: slot.entry })))
       // Now durable: make them visible to the fetcher.
       for (const { h, slot } of admitted) {
         if (h.unloaded === 0 && h.buffer.length < this.hostBuffer && !h.refilling) {
@@ -565,6 +583,10 @@ export class Frontier {
     try {
       await this.store.write(all)
       this.seen.landed([lease.entry.url])
+      if (this.replicator != null) {
+        const record = ops.find(op => op.sublevel === 'meta' && op.type === 'put')?.value as Record<string, unknown> | undefined
+        await this.replicator.done([{ host: lease.host, key: lease.key, url: lease.entry.url, fetchedAt: Math.max(1, fetchedAt), record }])
+      }
     } finally {
       this.leasedKeys.get(lease.host)?.delete(lease.key)
       this.queuedTotal--
@@ -634,10 +656,12 @@ export class Frontier {
     const ops: BatchOp[] = []
     const admitted: Array<{ h: HostState, slot: Slot }> = []
     const local = new Set<string>()
-    for (const entry of entries) {
+    const seen = await this.seen.lookup(entries.map(e => e.url))
+    for (let i = 0; i < entries.length; i++) {
+      const entry = entries[i]
       if (local.has(entry.url)) continue
       local.add(entry.url)
-      const seenAt = this.seen.peek(entry.url)
+      const seenAt = this.seen.peek(entry.url) ?? seen[i]
       if (seenAt !== undefined && seenAt > 0) continue // done here already
       const host = hostKeyFast(entry.url)
       const h = this.hostState(host, originFast(entry.url))
@@ -655,6 +679,7 @@ export class Frontier {
     try {
       await this.store.write(ops)
       this.seen.landed(admitted.map(a => a.slot.entry.url))
+      if (this.replicator != null) await this.replicator.entries(admitted.map(({ h, slot }) => ({ host: h.host, key: slot.key, entry: slot.entry })))
       for (const { h } of admitted) h.unloaded++
       for (const { h } of admitted) this.schedule(h)
       this.pump()

@@ -1,0 +1,106 @@
+import type { BatchOp, Store } from './db.js'
+import type { Frontier, FrontierEntry } from './frontier.js'
+import type { UrlRecord } from './types.js'
+
+/** What an owner sends the replicas of a host (see /shoal/meta/1.0.0). */
+export type ReplicaOp =
+  | { k: 'entry', h: string, key: string, entry: FrontierEntry }
+  | { k: 'done', h: string, key: string, url: string, at: number, rec?: UrlRecord }
+  | { k: 'seen', u: string, at: number }
+  | { k: 'record', rec: UrlRecord }
+  | { k: 'drop', h: string }
+
+const SEP = '\x00'
+
+/**
+ * The copies this peer keeps for the owners of other hosts (replication factor r: each host's
+ * frontier entries and records live on its owner and the next r − 1 peers of the ring).
+ *
+ * Queued entries go to the `replicas` sublevel (`host␀key` → entry), apart from this peer's own
+ * frontier, which they must not enter while another peer owns the host (its politeness is the
+ * owner's). Records and seen marks go where this peer's own go (`meta`, `seen`), so a replica
+ * answers queries for the host and, once promoted, does not fetch again what was done.
+ * When the ring makes this peer a host's owner (its owner died or left), `promote` moves the
+ * host's entries into the frontier.
+ */
+export class ReplicaStore {
+  constructor (private readonly store: Store, private readonly frontier: Frontier) {}
+
+  /** Apply an owner's operations; resolves once they are on disk. */
+  async apply (ops: ReplicaOp[]): Promise<void> {
+    const writes: BatchOp[] = []
+    const marked: string[] = []
+    const drops: string[] = []
+    for (const op of ops) {
+      switch (op.k) {
+        case 'entry':
+          writes.push({ type: 'put', sublevel: 'replicas', key: op.h + SEP + op.key, value: op.entry })
+          writes.push(this.frontier.seen.mark(op.entry.url, 0))
+          marked.push(op.entry.url)
+          break
+        case 'done':
+          writes.push({ type: 'del', sublevel: 'replicas', key: op.h + SEP + op.key })
+          if (op.rec != null) writes.push({ type: 'put', sublevel: 'meta', key: op.url, value: op.rec })
+          writes.push(this.frontier.seen.mark(op.url, op.at))
+          marked.push(op.url)
+          break
+        case 'seen':
+          writes.push(this.frontier.seen.mark(op.u, op.at))
+          marked.push(op.u)
+          break
+        case 'record':
+          writes.push({ type: 'put', sublevel: 'meta', key: op.rec.url, value: op.rec })
+          break
+        case 'drop':
+          drops.push(op.h)
+          break
+      }
+    }
+    await this.store.write(writes)
+    this.frontier.seen.landed(marked)
+    for (const host of drops) await this.dropHost(host)
+  }
+
+  /** Hosts this peer holds queued copies of. */
+  async hosts (): Promise<string[]> {
+    const out: string[] = []
+    let last = ''
+    for await (const key of this.store.subs.replicas.keys()) {
+      const host = key.slice(0, key.indexOf(SEP))
+      if (host !== last) out.push(last = host)
+    }
+    return out
+  }
+
+  async entries (host: string): Promise<Array<{ key: string, entry: FrontierEntry }>> {
+    const out: Array<{ key: string, entry: FrontierEntry }> = []
+    for await (const [key, entry] of this.store.subs.replicas.iterator({ gt: host + SEP, lt: host + '\x01' })) {
+      out.push({ key: key.slice(host.length + 1), entry })
+    }
+    return out
+  }
+
+  async dropHost (host: string): Promise<void> {
+    const keys: BatchOp[] = []
+    for await (const key of this.store.subs.replicas.keys({ gt: host + SEP, lt: host + '\x01' })) {
+      keys.push({ type: 'del', sublevel: 'replicas', key })
+    }
+    await this.store.write(keys)
+  }
+
+  /**
+   * The ring made this peer the owner of some hosts it holds copies of: queue their entries in the
+   * frontier (whatever is done by then is skipped there) and forget the copies. Returns how many
+   * URLs were taken over.
+   */
+  async promote (owns: (host: string) => boolean): Promise<number> {
+    let taken = 0
+    for (const host of await this.hosts()) {
+      if (!owns(host)) continue
+      const entries = await this.entries(host)
+      taken += await this.frontier.adopt(entries.map(e => e.entry))
+      await this.dropHost(host)
+    }
+    return taken
+  }
+}
