@@ -1,14 +1,9 @@
 import type { BatchOp, Store } from './db.js'
 import type { Frontier, FrontierEntry } from './frontier.js'
-import type { UrlRecord } from './types.js'
+import type { MetaOp } from './replication.js'
 
-/** What an owner sends the replicas of a host (see /shoal/meta/1.0.0). */
-export type ReplicaOp =
-  | { k: 'entry', h: string, key: string, entry: FrontierEntry }
-  | { k: 'done', h: string, key: string, url: string, at: number, rec?: UrlRecord }
-  | { k: 'seen', u: string, at: number }
-  | { k: 'record', rec: UrlRecord }
-  | { k: 'drop', h: string }
+/** What an owner sends the replicas of a host: the operations of /shoal/meta/1.0.0. */
+export type ReplicaOp = MetaOp
 
 const SEP = '\x00'
 
@@ -33,16 +28,20 @@ export class ReplicaStore {
     const drops: string[] = []
     for (const op of ops) {
       switch (op.k) {
-        case 'entry':
-          writes.push({ type: 'put', sublevel: 'replicas', key: op.h + SEP + op.key, value: op.entry })
-          writes.push(this.frontier.seen.mark(op.entry.url, 0))
-          marked.push(op.entry.url)
+        case 'entry': {
+          const entry: FrontierEntry = { url: op.u, depth: op.d }
+          if (op.r != null) entry.referrer = op.r
+          if (op.x != null) entry.redirects = op.x
+          writes.push({ type: 'put', sublevel: 'replicas', key: op.h + SEP + op.key, value: entry })
+          writes.push(this.frontier.seen.mark(op.u, 0))
+          marked.push(op.u)
           break
+        }
         case 'done':
           writes.push({ type: 'del', sublevel: 'replicas', key: op.h + SEP + op.key })
-          if (op.rec != null) writes.push({ type: 'put', sublevel: 'meta', key: op.url, value: op.rec })
-          writes.push(this.frontier.seen.mark(op.url, op.at))
-          marked.push(op.url)
+          writes.push({ type: 'put', sublevel: 'meta', key: op.rec.url, value: op.rec })
+          writes.push(this.frontier.seen.mark(op.rec.url, Math.max(1, op.rec.fetchedAt)))
+          marked.push(op.rec.url)
           break
         case 'seen':
           writes.push(this.frontier.seen.mark(op.u, op.at))

@@ -19,10 +19,10 @@ describe('replica store', () => {
     await frontier.start()
     let replicas = new ReplicaStore(store, frontier)
     await replicas.apply([
-      { k: 'entry', h: HOST, key: 'k1', entry: { url: `${A}/1`, depth: 1 } },
-      { k: 'entry', h: HOST, key: 'k2', entry: { url: `${A}/2`, depth: 1, referrer: `${A}/` } },
-      { k: 'entry', h: HOST, key: 'k3', entry: { url: `${A}/3`, depth: 2 } },
-      { k: 'done', h: HOST, key: 'k1', url: `${A}/1`, at: 1234, rec: { url: `${A}/1`, status: 'fetched', fetchedAt: 1234, depth: 1 } },
+      { k: 'entry', h: HOST, key: 'k1', u: `${A}/1`, d: 1 },
+      { k: 'entry', h: HOST, key: 'k2', u: `${A}/2`, d: 1, r: `${A}/` },
+      { k: 'entry', h: HOST, key: 'k3', u: `${A}/3`, d: 2 },
+      { k: 'done', h: HOST, key: 'k1', rec: { url: `${A}/1`, status: 'fetched', fetchedAt: 1234, depth: 1 } },
       { k: 'seen', u: `${A}/3`, at: 99 },
       { k: 'record', rec: { url: `${A}/x`, status: 'http-error', httpStatus: 404, fetchedAt: 5, depth: 3 } }
     ])
@@ -56,7 +56,7 @@ describe('replica store', () => {
     const frontier = new Frontier({ store }, { delay: 0 })
     await frontier.start()
     const replicas = new ReplicaStore(store, frontier)
-    await replicas.apply([{ k: 'entry', h: HOST, key: 'k1', entry: { url: `${A}/1`, depth: 1 } }, { k: 'entry', h: 'b.test:80', key: 'k1', entry: { url: 'http://b.test/1', depth: 1 } }])
+    await replicas.apply([{ k: 'entry', h: HOST, key: 'k1', u: `${A}/1`, d: 1 }, { k: 'entry', h: 'b.test:80', key: 'k1', u: 'http://b.test/1', d: 1 }])
     await replicas.apply([{ k: 'drop', h: HOST }])
     assert.deepEqual(await replicas.hosts(), ['b.test:80'])
     await frontier.stop()
