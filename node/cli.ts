@@ -31,6 +31,7 @@ Options of start:
   --bootstrap MULTIADDR   a peer to join through, with /p2p/<id> (repeatable)
   --api HOST:PORT         the HTTP API (default 127.0.0.1:0)
   --cluster NAME          cluster name (default shoal)
+  --replicas R            peers holding each host's queue, records and bodies (default 2)
   --seed URL              seed URL (repeatable)
   --data, --config and the crawl options below
 
@@ -182,7 +183,8 @@ const startOptions = {
   bootstrap: { type: 'string', multiple: true },
   api: { type: 'string' },
   cluster: { type: 'string' },
-  seed: { type: 'string', multiple: true }
+  seed: { type: 'string', multiple: true },
+  replicas: { type: 'string' }
 } satisfies ParseArgsConfig['options']
 
 async function cmdStart (args: string[]): Promise<number> {
@@ -200,6 +202,7 @@ async function cmdStart (args: string[]): Promise<number> {
     listen: (values.listen as string[] | undefined) ?? file.listen,
     bootstrap,
     cluster: (values.cluster as string | undefined) ?? file.cluster,
+    replicas: intFlag('replicas', values.replicas as string | undefined, 1) ?? file.replicas,
     api,
     seeds: [...(file.seeds ?? []), ...((values.seed as string[] | undefined) ?? [])],
     config,

@@ -258,11 +258,12 @@ export interface ClusterFile {
   listen?: string[]
   bootstrap?: string[]
   seeds?: string[]
+  replicas?: number
   crawl?: CrawlConfig
 }
 
-const CLUSTER_KEYS: Record<keyof ClusterFile, 'string' | 'strings' | 'crawl'> = {
-  cluster: 'string', data: 'string', api: 'string', listen: 'strings', bootstrap: 'strings', seeds: 'strings', crawl: 'crawl'
+const CLUSTER_KEYS: Record<keyof ClusterFile, 'string' | 'strings' | 'crawl' | 'posint'> = {
+  cluster: 'string', data: 'string', api: 'string', listen: 'strings', bootstrap: 'strings', seeds: 'strings', replicas: 'posint', crawl: 'crawl'
 }
 
 /** Read and check a cluster file (see cluster.yml): every key, and what each must be. */
@@ -273,6 +274,11 @@ export async function loadClusterFile (path: string): Promise<ClusterFile> {
     const kind = (CLUSTER_KEYS as Record<string, string | undefined>)[key]
     if (kind == null) throw new ConfigError(`${path}: unknown key "${key}" (known: ${Object.keys(CLUSTER_KEYS).join(', ')})`)
     if (kind === 'crawl') continue
+    if (kind === 'posint') {
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) throw new ConfigError(`${path}: ${key} must be a positive integer, got ${JSON.stringify(value)}`)
+      ;(out as Record<string, unknown>)[key] = value
+      continue
+    }
     const list = typeof value === 'string' && kind === 'strings' ? [value] : value
     if (kind === 'string' ? typeof list !== 'string' || list === '' : !Array.isArray(list) || !list.every(v => typeof v === 'string')) {
       throw new ConfigError(`${path}: ${key} must be ${kind === 'string' ? 'a string' : 'a list of strings'}, got ${JSON.stringify(value)}`)

@@ -12,6 +12,11 @@ import { VERSION } from './constants.js'
 import { LinksTransport } from '../protocols/links/transport.js'
 import { SeedGossip } from './seed-gossip.js'
 import { QueryService } from '../protocols/query/service.js'
+import { MetaTransport } from '../protocols/meta/transport.js'
+import { BlockService } from '../protocols/blocks/service.js'
+import { BlockClient } from '../protocols/blocks/client.js'
+import { Replication, type MetaOp } from './replication.js'
+import { ReplicaStore } from './replicas.js'
 import { queryPeer } from '../protocols/query/client.js'
 
 const log = debug('shoal:daemon')
@@ -30,6 +35,8 @@ export interface DaemonInit {
   seeds?: string[]
   config?: CrawlConfig
   vnodes?: number
+  /** Peers holding each host's entries, records and bodies: its owner and r − 1 successors. @default 2 */
+  replicas?: number
   heartbeatInterval?: number
   silenceTimeout?: number
   /** Lines an operator should see. */
@@ -54,6 +61,11 @@ export class Daemon {
   ring!: Ring
   seedGossip!: SeedGossip
   query!: QueryService
+  meta!: MetaTransport
+  blockService!: BlockService
+  blockClient!: BlockClient
+  replication!: Replication
+  replicaStore?: ReplicaStore
   peerId = ''
   private readonly init: DaemonInit
   private readonly say: (line: string) => void
@@ -85,14 +97,41 @@ export class Daemon {
       body: async (record) => record.cid == null ? undefined : await this.peer.blocks.get(record.cid)
     })
     await this.query.start()
+    const r = init.replicas ?? DEFAULT_REPLICAS
+    this.blockClient = new BlockClient({ libp2p: this.network.libp2p })
+    await this.blockClient.start()
+    this.blockService = new BlockService({ libp2p: this.network.libp2p }, {
+      store: {
+        put: async (bytes) => await this.peer.blocks.put(bytes),
+        get: async (cid) => await this.peer.blocks.get(cid),
+        has: async (cid) => await this.peer.blocks.has(cid)
+      }
+    })
+    await this.blockService.start()
+    this.meta = new MetaTransport({ libp2p: this.network.libp2p }, {
+      onApply: async (_from, ops) => {
+        if (this.replicaStore == null) throw new Error('this peer is still starting')
+        await this.replicaStore.apply(ops as MetaOp[])
+      }
+    })
+    await this.meta.start()
+    this.replication = new Replication({
+      self: this.peerId,
+      ring: () => this.ring,
+      sendMeta: async (peer, ops) => { await this.meta.send(peer, ops as any) },
+      putBlock: async (peer, bytes) => await this.blockClient.put(peer, bytes),
+      blocks: () => this.peer.blocks
+    }, r)
     this.peer = new Peer({
       dataDir: init.dataDir,
       config: init.config,
       peerId: this.peerId,
       ownership: (self) => ({ self, owner: (host: string) => this.ring.owner(host) ?? self }),
-      transport: this.links
+      transport: this.links,
+      replicator: this.replication
     })
     await this.peer.start()
+    this.replicaStore = new ReplicaStore(this.peer.store, this.peer.frontier)
     this.membership = new Membership({ libp2p: this.network.libp2p }, {
       cluster: init.cluster,
       heartbeatInterval: init.heartbeatInterval,
@@ -107,12 +146,13 @@ export class Daemon {
     this.seedGossip.start()
     this.membership.addEventListener('change', (e) => {
       const members = e.detail
+      const previous = this.ring
       // A peer joined: tell it the seeds (the scope) it missed.
       if (members.some(m => !this.ring.has(m)) && this.peer.seedList.length > 0) this.seedGossip.publish([...this.peer.seedList])
       this.ring = Ring.of(members, { vnodes: init.vnodes })
       this.say(`ring: ${members.length} peers (${members.map(shortId).join(' ')})`)
       this.peer.frontier.refreshOwnership()
-      this.handOff()
+      this.rebalance(previous)
     })
     this.membership.start()
     this.api = new Api({
@@ -140,41 +180,90 @@ export class Daemon {
     this.seedGossip?.stop()
     this.membership?.stop()
     await this.peer?.stop()
+    await this.meta?.stop()
+    await this.blockService?.stop()
+    await this.blockClient?.stop()
     await this.query?.stop()
     await this.links?.stop()
     await this.network?.stop()
   }
 
-  private handing = false
-  private handAgain = false
+  private rebalancing = false
+  private rebalanceFrom?: Ring
 
   /**
-   * Hosts this peer holds queued URLs of but no longer owns (a peer joined, or came back) go to
-   * their owner: sent as links, and forgotten here once the owner has them on disk. Runs one pass
-   * at a time; a ring change during a pass starts another after it.
+   * The ring changed. In order, one pass at a time (a change during a pass starts another after
+   * it, from the ring the first pass started with):
+   * 1. hosts this peer held copies of and now owns (their owner died or left): their queued URLs
+   *    enter its frontier (and are copied to their new replicas on the way);
+   * 2. hosts it owns whose replica set gained a peer: that peer gets their queued URLs, records
+   *    and bodies;
+   * 3. hosts it owned and lost (a peer joined or came back): the new owner gets their records and
+   *    seen marks over /shoal/meta, then their queued URLs as links; they are forgotten here once
+   *    the owner has them.
    */
-  private handOff (): void {
-    if (this.handing) { this.handAgain = true; return }
-    this.handing = true
+  private rebalance (previous: Ring): void {
+    this.rebalanceFrom ??= previous
+    if (this.rebalancing) return
+    this.rebalancing = true
     void (async () => {
-      do {
-        this.handAgain = false
-        for (const host of this.peer.frontier.hostsWithWork()) {
-          if ((this.ring.owner(host) ?? this.peerId) === this.peerId) continue
-          const entries = await this.peer.frontier.hostEntries(host)
-          if (entries.length === 0) continue
-          try {
-            await this.peer.router.route(entries.map(({ entry }) => ({
-              url: entry.url, depth: entry.depth, referrer: entry.referrer, redirects: entry.redirects
-            })), { skipScope: true })
-            await this.peer.frontier.release(host, entries.map(e => e.key))
-            this.say(`handed ${entries.length} queued URLs of ${host} to ${shortId(this.ring.owner(host) ?? '')}`)
-          } catch (err: any) {
-            this.say(`hand-off of ${host} failed (${err.message}); kept here`)
-          }
+      while (this.rebalanceFrom != null) {
+        const old = this.rebalanceFrom
+        this.rebalanceFrom = undefined
+        await this.rebalancePass(old)
+      }
+    })().catch((err: any) => { this.say(`rebalancing: ${err.message}`) }).finally(() => { this.rebalancing = false })
+  }
+
+  private async rebalancePass (old: Ring): Promise<void> {
+    const now = this.ring
+    const self = this.peerId
+    const owns = (host: string): boolean => (now.owner(host) ?? self) === self
+    const taken = await this.replicaStore?.promote(owns) ?? 0
+    if (taken > 0) this.say(`took over ${taken} queued URLs of peers that left`)
+    for (const { host, origin } of this.peer.frontier.knownHosts()) {
+      const ownerNow = now.owner(host) ?? self
+      const ownerBefore = old.owner(host) ?? self
+      if (ownerNow === self) {
+        const before = new Set(ownerBefore === self ? this.replication.replicasOf(host, old) : [])
+        const gained = this.replication.replicasOf(host).filter(p => !before.has(p))
+        for (const peer of gained) await this.sendHostState(peer, host, origin, true)
+      } else if (ownerBefore === self) {
+        await this.sendHostState(ownerNow, host, origin, false)
+        const entries = await this.peer.frontier.hostEntries(host)
+        if (entries.length === 0) continue
+        try {
+          await this.peer.router.route(entries.map(({ entry }) => ({
+            url: entry.url, depth: entry.depth, referrer: entry.referrer, redirects: entry.redirects
+          })), { skipScope: true })
+          await this.peer.frontier.release(host, entries.map(e => e.key))
+          this.say(`handed ${entries.length} queued URLs of ${host} to ${shortId(ownerNow)}`)
+        } catch (err: any) {
+          this.say(`hand-off of ${host} failed (${err.message}); kept here`)
         }
-      } while (this.handAgain)
-    })().catch((err: any) => { this.say(`hand-off: ${err.message}`) }).finally(() => { this.handing = false })
+      }
+    }
+  }
+
+  /** What a peer needs to hold a host: its records (and bodies) and, for a replica, its queued URLs. */
+  private async sendHostState (peer: string, host: string, origin: string, withEntries: boolean): Promise<void> {
+    const ops: MetaOp[] = []
+    for await (const rec of this.peer.metadata.recordsOf(origin)) {
+      if (rec.cid != null) {
+        const bytes = await this.peer.blocks.get(rec.cid).catch(() => undefined)
+        if (bytes != null) await this.blockClient.put(peer, bytes).catch(() => { this.replication.stats.underReplicated++ })
+      }
+      ops.push({ k: 'record', rec })
+    }
+    if (withEntries) {
+      for (const { key, entry } of await this.peer.frontier.allHostEntries(host)) {
+        const op: MetaOp = { k: 'entry', h: host, key, u: entry.url, d: entry.depth }
+        if (entry.referrer != null) op.r = entry.referrer
+        if (entry.redirects != null) op.x = entry.redirects
+        ops.push(op)
+      }
+    }
+    if (ops.length > 0) await this.replication.sendAll(new Map([[peer, ops]]))
   }
 
   /**
@@ -257,7 +346,9 @@ export class Daemon {
       linksSent: l.linksSent,
       linksReceived: l.linksReceived,
       bytesRouted: l.bytesSent,
-      messagesRouted: l.messagesSent
+      messagesRouted: l.messagesSent,
+      underReplicated: this.replication.stats.underReplicated,
+      opsReplicated: this.replication.stats.opsReplicated
     }
   }
 
@@ -287,3 +378,6 @@ export class Daemon {
 
 /** Forwarding hops before a receiver keeps links it doesn't own (matches the links protocol's default). */
 const MAX_FORWARD_HOPS = 3
+
+/** Copies of each host: its owner and one successor. */
+export const DEFAULT_REPLICAS = 2

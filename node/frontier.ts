@@ -608,6 +608,18 @@ export class Frontier {
     this.pump()
   }
 
+  /** Every host this frontier has admitted URLs of (this run or before), with its origin. */
+  knownHosts (): Array<{ host: string, origin: string }> {
+    return [...this.hosts.values()].map(h => ({ host: h.host, origin: h.origin }))
+  }
+
+  /** Queued entries of a host, those in flight included, with their keys (to copy them to a new replica). */
+  async allHostEntries (host: string): Promise<Array<{ key: string, entry: FrontierEntry }>> {
+    const out: Array<{ key: string, entry: FrontierEntry }> = []
+    for await (const [key, entry] of this.store.subs.frontier.iterator({ gt: host + SEP, lt: host + '\x01' })) out.push({ key, entry })
+    return out
+  }
+
   /** Hosts with entries on disk here (queued or in flight). */
   hostsWithWork (): string[] {
     const out: string[] = []

@@ -34,6 +34,8 @@ export interface LocalClusterInit {
   startTimeout?: number
   /** Extra environment for the peers (e.g. DEBUG). */
   env?: Record<string, string>
+  /** Replication factor of every peer. @default the peers' default (2) */
+  replicas?: number
 }
 
 /** `--flag value` pairs for `shoal start` from a crawl config. */
@@ -98,6 +100,7 @@ export class LocalCluster {
     await mkdir(dataDir, { recursive: true })
     const args = [BIN, 'start', '--data', dataDir, '--cluster', this.cluster, '--api', '127.0.0.1:0',
       '--listen', '/ip4/127.0.0.1/tcp/0', ...configArgs(this.init.config), ...(this.init.extraArgs ?? []), ...extra]
+    if (this.init.replicas != null) args.push('--replicas', String(this.init.replicas))
     const boot = this.peers.find(p => p.index !== index && p.process.exitCode === null)
     if (boot != null) args.push('--bootstrap', boot.multiaddrs[0])
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...this.init.env } })

@@ -20,6 +20,14 @@ export class MetadataStore {
     return { type: 'put', sublevel: 'meta', key: record.url, value: clean }
   }
 
+  /** The records of one origin's URLs (`http://host:port`), in key order. */
+  async * recordsOf (origin: string): AsyncGenerator<UrlRecord> {
+    // Normalized URLs of an origin all start with origin + '/'; '0' is the character after '/'.
+    for await (const value of this.store.subs.meta.values({ gte: origin + '/', lt: origin + '0' })) {
+      yield value as UrlRecord
+    }
+  }
+
   async * records (opts: { limit?: number } = {}): AsyncGenerator<UrlRecord> {
     for await (const value of this.store.subs.meta.values({ limit: opts.limit ?? -1 })) {
       yield value as UrlRecord

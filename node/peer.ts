@@ -7,7 +7,7 @@ import { resolveConfig, type CrawlConfig, type ResolvedConfig } from './config.j
 import { Store, type BatchOp } from './db.js'
 import { isHtml } from './decode.js'
 import { Fetcher, UndiciClient, type FetchResult } from './fetcher.js'
-import { Frontier, type Lease } from './frontier.js'
+import { Frontier, type Lease, type Replicator } from './frontier.js'
 import { Mailbox } from './mailbox.js'
 import { MetadataStore } from './metadata.js'
 import { normalizeUrl } from './normalize.js'
@@ -34,6 +34,8 @@ export interface PeerInit {
   /** Who owns which host (the ring, in a cluster). */
   ownership?: (self: string) => Ownership
   transport?: LinkTransport
+  /** Copies every admission and finished page to the host's replicas (the cluster's replication). */
+  replicator?: Replicator
 }
 
 export interface SeedResult {
@@ -165,7 +167,8 @@ export class Peer {
     this.frontier = new Frontier({
       store: this.store,
       robots: cfg.robots ? this.robots : undefined,
-      ownership: this.init.ownership == null ? undefined : { owns: (host) => ownership.owner(host) === this.peerId }
+      ownership: this.init.ownership == null ? undefined : { owns: (host) => ownership.owner(host) === this.peerId },
+      replicator: this.init.replicator
     }, {
       keyTag: this.init.ownership == null ? '' : shortId(this.peerId),
       clock: this.clock,

@@ -49,6 +49,8 @@ export class ReplicaStore {
           break
         case 'record':
           writes.push({ type: 'put', sublevel: 'meta', key: op.rec.url, value: op.rec })
+          writes.push(this.frontier.seen.mark(op.rec.url, Math.max(1, op.rec.fetchedAt)))
+          marked.push(op.rec.url)
           break
         case 'drop':
           drops.push(op.h)

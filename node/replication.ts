@@ -22,7 +22,7 @@ export interface ReplicationComponents {
   sendMeta: (peer: string, ops: MetaOp[]) => Promise<void>
   /** Sends a block to a peer; resolves once it has it. */
   putBlock: (peer: string, bytes: Uint8Array) => Promise<unknown>
-  blocks: BlockStore
+  blocks: () => BlockStore
 }
 
 export interface ReplicationStats {
@@ -46,9 +46,9 @@ export class Replication implements Replicator {
   constructor (private readonly components: ReplicationComponents, private readonly r: number) {}
 
   /** The peers that hold copies of a host, besides this one. */
-  replicasOf (host: string): string[] {
+  replicasOf (host: string, ring: Ring = this.components.ring()): string[] {
     if (this.r <= 1) return []
-    return this.components.ring().replicas(host, this.r).filter(p => p !== this.components.self)
+    return ring.replicas(host, this.r).filter(p => p !== this.components.self)
   }
 
   async entries (entries: ReplicatedEntry[]): Promise<void> {
@@ -75,7 +75,7 @@ export class Replication implements Replicator {
       if (peers.length === 0) continue
       // The body before the record that points at it.
       if (rec.cid != null) {
-        const bytes = await this.components.blocks.get(rec.cid).catch(() => undefined)
+        const bytes = await this.components.blocks().get(rec.cid).catch(() => undefined)
         if (bytes != null) {
           for (const peer of peers) {
             blocks.push(this.components.putBlock(peer, bytes).then(
