@@ -155,9 +155,9 @@ export class LocalCluster {
     return await statusesOf(this.live().map(p => p.api))
   }
 
-  /** Wait until the crawl is over (see `waitIdle`). */
+  /** Wait until the crawl is over (see `waitIdle`), over the peers alive at each poll. */
   async waitIdle (timeout = 30 * 60 * second, onPoll?: (statuses: any[]) => void): Promise<any[]> {
-    return await waitIdle(this.live().map(p => p.api), timeout, onPoll)
+    return await waitIdle(() => this.live().map(p => p.api), timeout, onPoll)
   }
 
   /** SIGTERM every peer and wait for them to exit (SIGKILL after `grace` ms). */
@@ -184,11 +184,20 @@ export async function waitForRing (apis: string[], n: number, timeout = 60 * sec
  * Wait until a crawl is over: on every peer nothing queued, in flight or in transit, and the
  * totals unchanged between two polls (so no batch was on the wire between them).
  */
-export async function waitIdle (apis: string[], timeout = 30 * 60 * second, onPoll?: (statuses: any[]) => void): Promise<any[]> {
+export async function waitIdle (apis: string[] | (() => string[]), timeout = 30 * 60 * second, onPoll?: (statuses: any[]) => void): Promise<any[]> {
   const deadline = Date.now() + timeout
   let previous = ''
   while (true) {
-    const statuses = await statusesOf(apis)
+    const list = typeof apis === 'function' ? apis() : apis
+    const settled = await Promise.allSettled(list.map(async api => await getJson(api, '/v1/status')))
+    if (settled.some(r => r.status === 'rejected')) {
+      // A peer that is dying (or just died) does not answer: poll again.
+      if (Date.now() > deadline) throw new Error('timed out waiting for the crawl to finish')
+      previous = ''
+      await new Promise(resolve => setTimeout(resolve, 250))
+      continue
+    }
+    const statuses = settled.map(r => (r as PromiseFulfilledResult<any>).value)
     onPoll?.(statuses)
     const quiet = statuses.every(s => s.local.queued === 0 && s.local.inflight === 0 && s.local.inTransit === 0)
     const totals = JSON.stringify(statuses.map(s => [s.peerId, s.local.admitted, s.local.done, s.local.linksReceived]))
