@@ -32,6 +32,8 @@ Options of start:
   --api HOST:PORT         the HTTP API (default 127.0.0.1:0)
   --cluster NAME          cluster name (default shoal)
   --replicas R            peers holding each host's queue, records and bodies (default 2)
+  --heartbeat MS          membership heartbeat interval (default 2000)
+  --silence MS            a peer not heard from for this long leaves the ring (default 10000)
   --seed URL              seed URL (repeatable)
   --data, --config and the crawl options below
 
@@ -184,7 +186,9 @@ const startOptions = {
   api: { type: 'string' },
   cluster: { type: 'string' },
   seed: { type: 'string', multiple: true },
-  replicas: { type: 'string' }
+  replicas: { type: 'string' },
+  heartbeat: { type: 'string' },
+  silence: { type: 'string' }
 } satisfies ParseArgsConfig['options']
 
 async function cmdStart (args: string[]): Promise<number> {
@@ -203,12 +207,20 @@ async function cmdStart (args: string[]): Promise<number> {
     bootstrap,
     cluster: (values.cluster as string | undefined) ?? file.cluster,
     replicas: intFlag('replicas', values.replicas as string | undefined, 1) ?? file.replicas,
+    heartbeatInterval: intFlag('heartbeat', values.heartbeat as string | undefined, 1),
+    silenceTimeout: intFlag('silence', values.silence as string | undefined, 1),
     api,
     seeds: [...(file.seeds ?? []), ...((values.seed as string[] | undefined) ?? [])],
     config,
     log: (line) => { process.stderr.write(`${line}\n`) }
   })
-  await daemon.start()
+  try {
+    await daemon.start()
+  } catch (err) {
+    // Whatever started (the network, timers) must not keep the process alive.
+    await daemon.stop().catch(() => {})
+    throw err
+  }
   process.stdout.write(`peer ${daemon.peerId}\n`)
   for (const ma of daemon.network.multiaddrs()) process.stdout.write(`listening ${ma}\n`)
   process.stdout.write(`api http://${daemon.api.address}\n`)

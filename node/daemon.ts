@@ -127,11 +127,16 @@ export class Daemon {
       config: init.config,
       peerId: this.peerId,
       ownership: (self) => ({ self, owner: (host: string) => this.ring.owner(host) ?? self }),
+      owns: (host: string) => this.owns(host),
       transport: this.links,
       replicator: this.replication
     })
     await this.peer.start()
     this.replicaStore = new ReplicaStore(this.peer.store, this.peer.frontier)
+    this.replicaStore.onHanded = (host) => {
+      this.handed.set(host, Date.now())
+      this.peer.frontier.refreshOwnership()
+    }
     this.membership = new Membership({ libp2p: this.network.libp2p }, {
       cluster: init.cluster,
       heartbeatInterval: init.heartbeatInterval,
@@ -151,10 +156,24 @@ export class Daemon {
       if (members.some(m => !this.ring.has(m)) && this.peer.seedList.length > 0) this.seedGossip.publish([...this.peer.seedList])
       this.ring = Ring.of(members, { vnodes: init.vnodes })
       this.say(`ring: ${members.length} peers (${members.map(shortId).join(' ')})`)
+      if (!this.settled) return
+      this.previousRing = previous
+      this.ringChangedAt = Date.now()
       this.peer.frontier.refreshOwnership()
       this.rebalance(previous)
     })
     this.membership.start()
+    // Until it has heard the cluster, a joining peer's ring holds only itself: it would own every
+    // host. It decides nothing (leases no host, takes over nothing) until it has joined and heard a
+    // round of heartbeats; the first peer of a cluster settles at once.
+    const startRing = this.ring
+    void this.network.joined().then(async () => {
+      const alone = (init.bootstrap ?? []).every(a => a.endsWith(this.peerId))
+      if (!alone) await new Promise(resolve => setTimeout(resolve, 2 * (init.heartbeatInterval ?? 2000)))
+      this.settled = true
+      this.peer.frontier.refreshOwnership()
+      this.rebalance(startRing)
+    })
     this.api = new Api({
       status: async () => this.status(),
       seed: async (urls) => {
@@ -186,6 +205,41 @@ export class Daemon {
     await this.query?.stop()
     await this.links?.stop()
     await this.network?.stop()
+  }
+
+  /** The ring is known well enough to act on (see start). */
+  private settled = false
+  private previousRing?: Ring
+  private ringChangedAt = 0
+  /** Hosts whose previous owner said it handed everything over, and when. */
+  private readonly handed = new Map<string, number>()
+
+  /**
+   * Does this peer crawl `host` now? Its owner on the ring, once settled; and for a host that just
+   * moved here from a peer still alive, only once that peer has handed it over (or after
+   * HANDOFF_TIMEOUT), so no page that peer fetched is fetched again and two peers never crawl the
+   * host at once.
+   */
+  private owns (host: string): boolean {
+    if (!this.settled) return false
+    if ((this.ring.owner(host) ?? this.peerId) !== this.peerId) return false
+    const before = this.previousRing?.owner(host)
+    if (before == null || before === this.peerId || !this.ring.has(before)) return true
+    const handedAt = this.handed.get(host)
+    if (handedAt != null && handedAt >= this.ringChangedAt - HANDOFF_TIMEOUT) return true
+    if (Date.now() - this.ringChangedAt >= HANDOFF_TIMEOUT) return true
+    this.scheduleHoldEnd()
+    return false
+  }
+
+  private holdTimer?: NodeJS.Timeout
+  private scheduleHoldEnd (): void {
+    if (this.holdTimer != null) return
+    this.holdTimer = setTimeout(() => {
+      this.holdTimer = undefined
+      this.peer?.frontier.refreshOwnership()
+    }, Math.max(0, this.ringChangedAt + HANDOFF_TIMEOUT - Date.now()) + 10)
+    this.holdTimer.unref()
   }
 
   private rebalancing = false
@@ -231,13 +285,15 @@ export class Daemon {
       } else if (ownerBefore === self) {
         await this.sendHostState(ownerNow, host, origin, false)
         const entries = await this.peer.frontier.hostEntries(host)
-        if (entries.length === 0) continue
         try {
-          await this.peer.router.route(entries.map(({ entry }) => ({
-            url: entry.url, depth: entry.depth, referrer: entry.referrer, redirects: entry.redirects
-          })), { skipScope: true })
-          await this.peer.frontier.release(host, entries.map(e => e.key))
-          this.say(`handed ${entries.length} queued URLs of ${host} to ${shortId(ownerNow)}`)
+          if (entries.length > 0) {
+            await this.peer.router.route(entries.map(({ entry }) => ({
+              url: entry.url, depth: entry.depth, referrer: entry.referrer, redirects: entry.redirects
+            })), { skipScope: true })
+            await this.peer.frontier.release(host, entries.map(e => e.key))
+            this.say(`handed ${entries.length} queued URLs of ${host} to ${shortId(ownerNow)}`)
+          }
+          await this.replication.sendAll(new Map([[ownerNow, [{ k: 'handed', h: host }]]]))
         } catch (err: any) {
           this.say(`hand-off of ${host} failed (${err.message}); kept here`)
         }
@@ -378,6 +434,9 @@ export class Daemon {
 
 /** Forwarding hops before a receiver keeps links it doesn't own (matches the links protocol's default). */
 const MAX_FORWARD_HOPS = 3
+
+/** A host that moved here from a live peer waits at most this long for its hand-off. */
+const HANDOFF_TIMEOUT = 10_000
 
 /** Copies of each host: its owner and one successor. */
 export const DEFAULT_REPLICAS = 2

@@ -436,6 +436,13 @@ export class Frontier {
     }
     while (h.buffer.length > 0) {
       const slot = h.buffer.shift() as Slot
+      // Fetched already (its record came from a replica or a previous owner after it was queued
+      // here): drop the entry instead of fetching it again.
+      const seenAt = this.seen.peek(slot.entry.url)
+      if (seenAt !== undefined && seenAt > 0 && now - seenAt < this.recrawlAfter) {
+        this.discard(h, slot)
+        continue
+      }
       if (h.rules != null && !h.rules.isAllowed(pathOf(slot.entry.url))) {
         // Never requested: recorded as blocked, and costs the host no politeness time.
         h.inflight++
@@ -519,6 +526,16 @@ export class Frontier {
       this.pump()
       this.checkIdle()
     })
+  }
+
+  /** Forget an entry that needs no fetch (done elsewhere). */
+  private discard (h: HostState, slot: Slot): void {
+    h.queued--
+    this.queuedTotal--
+    this.touch(h)
+    this.store.write([{ type: 'del', sublevel: 'frontier', key: slot.key }])
+      .catch((err: any) => { log.extend('error')('dropping done entry %s: %s', slot.entry.url, err.message) })
+      .finally(() => { this.checkIdle() })
   }
 
   /** The robots.txt of a lease's host is known now (or could not be had: `rules` says what to assume). */

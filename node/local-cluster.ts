@@ -127,6 +127,8 @@ export class LocalCluster {
     const existing = this.peers.findIndex(p => p.index === index)
     if (existing >= 0) this.peers[existing] = peer
     else this.peers.push(peer)
+    // peers[i] is peer i, whichever order they finished starting in.
+    this.peers.sort((a, b) => a.index - b.index)
     return peer
   }
 

@@ -36,6 +36,8 @@ export interface PeerInit {
   transport?: LinkTransport
   /** Copies every admission and finished page to the host's replicas (the cluster's replication). */
   replicator?: Replicator
+  /** Whether this peer crawls a host now (default: it is the host's owner). */
+  owns?: (host: string) => boolean
 }
 
 export interface SeedResult {
@@ -120,10 +122,11 @@ export class Peer {
     await mkdir(this.dataDir, { recursive: true })
     this.store = new Store(storePath(this.dataDir), { clock: this.clock, batchMaxOps: cfg.batchMaxOps, batchMaxWait: cfg.batchMaxWait })
     await this.store.open().catch((err: any) => {
-      if (String(err?.cause?.message ?? err.message).includes('lock')) {
-        throw new Error(`data dir ${this.dataDir} is in use by another shoal process`, { cause: err })
+      const why = String(err?.cause?.message ?? err.message)
+      if (/\bLOCK\b|lock hold|already held|Resource temporarily unavailable/i.test(why)) {
+        throw new Error(`data dir ${this.dataDir} is in use by another shoal process (${why})`, { cause: err })
       }
-      throw err
+      throw new Error(`cannot open the store in ${this.dataDir}: ${why}`, { cause: err })
     })
     if (this.peerId === '') {
       this.peerId = (await this.store.get<string>('state', 'peerId')) ?? randomBytes(16).toString('hex')
@@ -167,7 +170,7 @@ export class Peer {
     this.frontier = new Frontier({
       store: this.store,
       robots: cfg.robots ? this.robots : undefined,
-      ownership: this.init.ownership == null ? undefined : { owns: (host) => ownership.owner(host) === this.peerId },
+      ownership: this.init.ownership == null ? undefined : { owns: this.init.owns ?? ((host) => ownership.owner(host) === this.peerId) },
       replicator: this.init.replicator
     }, {
       keyTag: this.init.ownership == null ? '' : shortId(this.peerId),

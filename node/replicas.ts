@@ -19,6 +19,9 @@ const SEP = '\x00'
  * host's entries into the frontier.
  */
 export class ReplicaStore {
+  /** Called when a host's previous owner says it has sent everything of the host. */
+  onHanded?: (host: string) => void
+
   constructor (private readonly store: Store, private readonly frontier: Frontier) {}
 
   /** Apply an owner's operations; resolves once they are on disk. */
@@ -26,6 +29,7 @@ export class ReplicaStore {
     const writes: BatchOp[] = []
     const marked: string[] = []
     const drops: string[] = []
+    const handed: string[] = []
     for (const op of ops) {
       switch (op.k) {
         case 'entry': {
@@ -55,11 +59,15 @@ export class ReplicaStore {
         case 'drop':
           drops.push(op.h)
           break
+        case 'handed':
+          handed.push(op.h)
+          break
       }
     }
     await this.store.write(writes)
     this.frontier.seen.landed(marked)
     for (const host of drops) await this.dropHost(host)
+    for (const host of handed) this.onHanded?.(host)
   }
 
   /** Hosts this peer holds queued copies of. */

@@ -13,6 +13,7 @@ export type MetaOp =
   | { k: 'seen', u: string, at: number }
   | { k: 'record', rec: UrlRecord }
   | { k: 'drop', h: string }
+  | { k: 'handed', h: string }
 
 export interface ReplicationComponents {
   self: string

@@ -5,7 +5,7 @@
  *
  * Frames: an unsigned varint length, then one msgpack map (`maxMessageBytes` at most):
  *
- *   { t: 'apply', id, ops: [op…] }           a batch (op kinds: entry, done, seen, record, drop)
+ *   { t: 'apply', id, ops: [op…] }           a batch (op kinds: entry, done, seen, record, drop, handed)
  *   { t: 'ack', id }                         durable
  *   { t: 'nack', id, error, retry }          not taken
  *

@@ -9,6 +9,7 @@
  *   { k: 'seen', u, at }                   a seen mark only (a host's old owner hands off what it fetched)
  *   { k: 'record', rec }                   a record only (hand-off, repair)
  *   { k: 'drop', h }                       the sender says this peer need not hold host `h` any more
+ *   { k: 'handed', h }                     a host's previous owner has sent everything it held of `h`
  *
  * Every decoded op is checked for its types and held to caps (string lengths, number ranges, the
  * record's fields through the query protocol's `validateRecord`), and rebuilt holding only the
@@ -29,8 +30,10 @@ export interface SeenOp { k: 'seen', u: string, at: number }
 export interface RecordOp { k: 'record', rec: UrlRecord }
 /** This peer is neither owner nor replica of host `h` any more: it may forget it. */
 export interface DropOp { k: 'drop', h: string }
+/** The previous owner of host `h` has sent its records, seen marks and queue: the new owner may start. */
+export interface HandedOp { k: 'handed', h: string }
 
-export type Op = EntryOp | DoneOp | SeenOp | RecordOp | DropOp
+export type Op = EntryOp | DoneOp | SeenOp | RecordOp | DropOp | HandedOp
 export type OpKind = Op['k']
 
 /** A batch of ops for the receiver to make durable. */
@@ -129,7 +132,8 @@ const opValidators: { [K in OpKind]: (o: Fields, limits: MessageLimits, at: stri
   }),
   seen: (o, limits, at) => ({ k: 'seen', u: nonEmpty(o.u, limits.maxUrlLength, `${at}.u`), at: time(o.at, `${at}.at`) }),
   record: (o, limits, at) => ({ k: 'record', rec: record(o.rec, limits, `${at}.rec`) }),
-  drop: (o, limits, at) => ({ k: 'drop', h: nonEmpty(o.h, limits.maxHostLength, `${at}.h`) })
+  drop: (o, limits, at) => ({ k: 'drop', h: nonEmpty(o.h, limits.maxHostLength, `${at}.h`) }),
+  handed: (o, limits, at) => ({ k: 'handed', h: nonEmpty(o.h, limits.maxHostLength, `${at}.h`) })
 }
 
 /**

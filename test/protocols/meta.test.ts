@@ -88,7 +88,8 @@ function opsOfEveryKind (): Op[] {
     { k: 'done', h: 'a.example:443', key: '0001:https://a.example/x', rec: rec('https://a.example/x', { referrer: 'https://a.example/', etag: '"v1"', fields: { title: 'X', tags: ['a', 'b'] }, noindex: false, attempts: 2 }) },
     { k: 'seen', u: 'https://b.example/', at: 1_700_000_000_123.5 },
     { k: 'record', rec: rec('https://b.example/moved', { status: 'redirect', httpStatus: 301, redirectTo: 'https://b.example/new' }) },
-    { k: 'drop', h: 'c.example:80' }
+    { k: 'drop', h: 'c.example:80' },
+    { k: 'handed', h: 'c.example:80' }
   ]
 }
 
@@ -111,7 +112,7 @@ function indexOf (o: Op): number {
     case 'entry': case 'done': return Number(o.key.slice(1))
     case 'seen': return Number(/page-(\d+)/.exec(o.u)?.[1])
     case 'record': return Number(/page-(\d+)/.exec(o.rec.url)?.[1])
-    case 'drop': return Number(/gone(\d+)/.exec(o.h)?.[1])
+    case 'drop': case 'handed': return Number(/gone(\d+)/.exec(o.h)?.[1])
   }
 }
 
