@@ -169,11 +169,10 @@ export class Daemon {
     const startRing = this.ring
     void this.network.joined().then(async () => {
       const alone = (init.bootstrap ?? []).every(a => a.endsWith(this.peerId))
-      if (!alone) await new Promise(resolve => setTimeout(resolve, 2 * (init.heartbeatInterval ?? 2000)))
-      this.settled = true
-      this.peer.frontier.refreshOwnership()
-      this.rebalance(startRing)
+      if (!alone) await new Promise(resolve => setTimeout(resolve, 2 * this.heartbeatInterval))
+      this.settle(startRing, !alone)
     })
+    this.watchForFreeze()
     this.api = new Api({
       status: async () => this.status(),
       seed: async (urls) => {
@@ -195,6 +194,7 @@ export class Daemon {
   }
 
   async stop (): Promise<void> {
+    if (this.freezeTimer != null) clearInterval(this.freezeTimer)
     await this.api?.stop()
     this.seedGossip?.stop()
     this.membership?.stop()
@@ -205,6 +205,52 @@ export class Daemon {
     await this.query?.stop()
     await this.links?.stop()
     await this.network?.stop()
+  }
+
+  private get heartbeatInterval (): number {
+    return this.init.heartbeatInterval ?? 2000
+  }
+
+  private get silenceTimeout (): number {
+    return this.init.silenceTimeout ?? 10_000
+  }
+
+  /**
+   * Act on the ring: take over, hand over, crawl. `rejoining`: the cluster went on without this
+   * peer (it was restarted, or frozen), so hosts it owns again wait for their hand-off from the
+   * peers that held them meanwhile.
+   */
+  private settle (from: Ring, rejoining: boolean): void {
+    this.settled = true
+    if (rejoining) {
+      this.previousRing = this.ring.without(this.peerId)
+      this.ringChangedAt = Date.now()
+    }
+    this.peer.frontier.refreshOwnership()
+    this.rebalance(from)
+  }
+
+  private freezeTimer?: NodeJS.Timeout
+
+  /**
+   * A peer that was stopped (SIGSTOP, a VM paused) has been dropped from the others' rings while
+   * its own still shows them all. When its timers fire far too late, it un-settles: it stops
+   * leasing, waits for a round of heartbeats, and settles again as a rejoining peer.
+   */
+  private watchForFreeze (): void {
+    let last = Date.now()
+    this.freezeTimer = setInterval(() => {
+      const now = Date.now()
+      const gap = now - last
+      last = now
+      if (gap < this.silenceTimeout || !this.settled) return
+      this.say(`this peer was frozen for ${(gap / 1000).toFixed(1)} s; rejoining`)
+      this.settled = false
+      this.peer.frontier.refreshOwnership()
+      const from = this.ring
+      setTimeout(() => { this.settle(from.without(this.peerId), true) }, 2 * this.heartbeatInterval).unref()
+    }, this.heartbeatInterval)
+    this.freezeTimer.unref()
   }
 
   /** The ring is known well enough to act on (see start). */

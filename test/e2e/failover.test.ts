@@ -130,4 +130,40 @@ describe('failover and hand-off (real processes, SIGKILL, joins)', function () {
     assert.ok(dups.size <= moved.length, `${dups.size} duplicate fetches for ${moved.length} hosts handed over`)
     await everyPeerAnswers(web, cluster.live(), 60)
   })
+
+  it('a SIGSTOPped peer is dropped after the silence timeout; SIGCONT brings it back without double-crawling', async () => {
+    web = await startSyntheticWeb({ seed: 5, hosts: 12, pages: 1200, profile: 'small', log: true })
+    cluster = new LocalCluster({
+      peers: 5, replicas: 2, dataDir: await dirs.make(),
+      config: { allowPrivate: true, delay: 100, hostConcurrency: 1 },
+      extraArgs: ['--heartbeat', '300', '--silence', '2000']
+    })
+    await cluster.start()
+    await cluster.seed([...web.rootUrls])
+    await fetchedAtLeast(web, 300)
+    const hung = cluster.peers[3]
+    const others = cluster.peers.filter(p => p !== hung)
+    const hungHosts = hostsOf(web, cluster.peers.map(p => p.peerId), [hung.peerId])
+    hung.process.kill('SIGSTOP')
+    try {
+      // Still connected, but silent: dropped by the silence timeout.
+      while (true) {
+        const rings = await Promise.all(others.map(async p => ((await (await fetch(`http://${p.api}/v1/status`)).json()) as any).ring.peers))
+        if (rings.every(n => n === 4)) break
+        await new Promise(resolve => setTimeout(resolve, 100))
+      }
+      // Its hosts go on without it.
+      const before = web.summary().pagesFetched
+      await fetchedAtLeast(web, Math.min(before + 100, 1200))
+    } finally {
+      hung.process.kill('SIGCONT')
+    }
+    await cluster.waitForRing(5)
+    await cluster.waitIdle(180_000)
+    assert.equal(web.summary().coverage, 1)
+    const dups = duplicates(web)
+    for (const [url, who] of dups) assert.equal(who[0], hung.peerId.slice(-8), `${url} fetched twice, first by ${who[0]}`)
+    assert.ok(dups.size <= hungHosts.length * 2, `${dups.size} duplicate fetches for ${hungHosts.length} hosts of the hung peer`)
+    await everyPeerAnswers(web, cluster.live(), 6) // 200 URLs, every peer
+  })
 })
