@@ -286,7 +286,7 @@ async function cmdStatus (args: string[]): Promise<number> {
   process.stdout.write(`peer ${s.peerId} (shoal ${s.version}), ring of ${s.ring.peers} peers, ${s.idle ? 'idle' : 'busy'}\n`)
   for (const p of s.peers) {
     const c = p.counters ?? {}
-    process.stdout.write(`  ${String(p.peer).slice(-8)}  share ${(p.share * 100).toFixed(1).padStart(5)} %  queued ${c.queued ?? '?'}  in flight ${c.inflight ?? '?'}  fetched ${c.fetched ?? '?'}  api ${p.api ?? '?'}${p.self === true ? '  (this peer)' : ''}\n`)
+    process.stdout.write(`  ${String(p.peer).slice(-8)}  share ${(p.share * 100).toFixed(1).padStart(5)} %  queued ${c.queued ?? '?'}  in flight ${c.inflight ?? '?'}  fetched ${c.fetched ?? '?'}  stored ${c.stored ?? '?'}  under-replicated ${c.underReplicated ?? '?'}  api ${p.api ?? '?'}${p.self === true ? '  (this peer)' : ''}\n`)
   }
   return 0
 }

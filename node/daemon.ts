@@ -173,6 +173,8 @@ export class Daemon {
       this.settle(startRing, !alone)
     })
     this.watchForFreeze()
+    this.repairTimer = setInterval(() => { this.repair() }, REPAIR_INTERVAL)
+    this.repairTimer.unref()
     this.api = new Api({
       status: async () => this.status(),
       seed: async (urls) => {
@@ -195,6 +197,7 @@ export class Daemon {
 
   async stop (): Promise<void> {
     if (this.freezeTimer != null) clearInterval(this.freezeTimer)
+    if (this.repairTimer != null) clearInterval(this.repairTimer)
     await this.api?.stop()
     this.seedGossip?.stop()
     this.membership?.stop()
@@ -231,6 +234,26 @@ export class Daemon {
   }
 
   private freezeTimer?: NodeJS.Timeout
+  private repairTimer?: NodeJS.Timeout
+  private repairing = false
+
+  /**
+   * Copies a replica failed to acknowledge are repaired in the background: every host this peer
+   * owns sends its state to its replicas again (idempotent on their side).
+   */
+  private repair (): void {
+    if (this.repairing || !this.settled || this.replication.stats.underReplicated === 0) return
+    this.repairing = true
+    const missing = this.replication.stats.underReplicated
+    this.replication.stats.underReplicated = 0
+    void (async () => {
+      for (const { host, origin } of this.peer.frontier.knownHosts()) {
+        if ((this.ring.owner(host) ?? this.peerId) !== this.peerId) continue
+        for (const peer of this.replication.replicasOf(host)) await this.sendHostState(peer, host, origin, true)
+      }
+      this.say(`repaired ${missing} missing copies`)
+    })().catch((err: any) => { this.say(`repair: ${err.message}`) }).finally(() => { this.repairing = false })
+  }
 
   /**
    * A peer that was stopped (SIGSTOP, a VM paused) has been dropped from the others' rings while
@@ -429,7 +452,8 @@ export class Daemon {
     const [seen] = await this.peer.frontier.seen.lookup([url])
     const owner = this.ring.owner(hostKeyFast(url)) ?? this.peerId
     const where = owner === this.peerId ? '' : ` (owner: ${owner})`
-    return { verdict: (seen === undefined ? 'never seen' : 'queued') + where }
+    const verdict = seen === undefined ? 'never seen' : this.peer.frontier.isInFlight(url) ? 'in flight' : 'queued'
+    return { verdict: verdict + where }
   }
 
   /** This peer's counters: published in heartbeats, served at /metrics. */
@@ -443,6 +467,7 @@ export class Daemon {
       admitted: s.admitted,
       done: s.done,
       fetched: s.done - (s.byStatus.blocked ?? 0),
+      stored: (s.byStatus.fetched ?? 0) + (s.byStatus['not-modified'] ?? 0),
       requests: s.requests,
       hosts: s.hosts,
       linksSent: l.linksSent,
@@ -480,6 +505,9 @@ export class Daemon {
 
 /** Forwarding hops before a receiver keeps links it doesn't own (matches the links protocol's default). */
 const MAX_FORWARD_HOPS = 3
+
+/** How often copies that replicas failed to acknowledge are sent again. */
+const REPAIR_INTERVAL = 30_000
 
 /** A host that moved here from a live peer waits at most this long for its hand-off. */
 const HANDOFF_TIMEOUT = 10_000

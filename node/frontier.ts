@@ -148,6 +148,8 @@ export class Frontier {
   private readonly hosts = new Map<string, HostState>()
   /** Frontier keys of the leases out now, per host (a hand-off leaves them to finish here). */
   private readonly leasedKeys = new Map<string, Set<string>>()
+  /** URLs being fetched now. */
+  private readonly leasedUrls = new Set<string>()
   private readonly heap = new MinHeap<HostState>()
   private takers: Array<(lease: Lease | undefined) => void> = []
   private timer: unknown
@@ -393,6 +395,7 @@ export class Frontier {
           let keys = this.leasedKeys.get(h.host)
           if (keys == null) this.leasedKeys.set(h.host, keys = new Set())
           keys.add(lease.key)
+          this.leasedUrls.add(lease.entry.url)
         }
         const taker = this.takers.shift() as (l: Lease | undefined) => void
         taker(lease)
@@ -557,6 +560,7 @@ export class Frontier {
     const h = this.hosts.get(lease.host)
     if (h == null) return
     this.leasedKeys.get(lease.host)?.delete(lease.key)
+    this.leasedUrls.delete(lease.entry.url)
     this.fetched(lease)
     this.leased--
     h.buffer.unshift({ key: lease.key, entry: lease.entry, attempts: lease.attempts + 1 })
@@ -606,6 +610,7 @@ export class Frontier {
       }
     } finally {
       this.leasedKeys.get(lease.host)?.delete(lease.key)
+      this.leasedUrls.delete(lease.entry.url)
       this.queuedTotal--
       this.leased--
       if (lease.released !== true) {
@@ -623,6 +628,11 @@ export class Frontier {
   refreshOwnership (): void {
     for (const h of this.hosts.values()) this.schedule(h)
     this.pump()
+  }
+
+  /** Is this URL being fetched now? */
+  isInFlight (url: string): boolean {
+    return this.leasedUrls.has(url)
   }
 
   /** Every host this frontier has admitted URLs of (this run or before), with its origin. */
