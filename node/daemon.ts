@@ -475,6 +475,7 @@ export class Daemon {
       bytesRouted: l.bytesSent,
       messagesRouted: l.messagesSent,
       underReplicated: this.replication.stats.underReplicated,
+      replicationBytes: this.meta.stats.bytesSent + this.blockClient.stats.bytesSent,
       opsReplicated: this.replication.stats.opsReplicated
     }
   }
