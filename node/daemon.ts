@@ -132,7 +132,8 @@ export class Daemon {
       replicator: this.replication
     })
     await this.peer.start()
-    this.replicaStore = new ReplicaStore(this.peer.store, this.peer.frontier)
+    this.replicaStore = new ReplicaStore(this.peer.store, this.peer.frontier,
+      (host) => this.settled && (this.ring.owner(host) ?? this.peerId) === this.peerId)
     this.replicaStore.onHanded = (host) => {
       this.handed.set(host, Date.now())
       this.peer.frontier.refreshOwnership()
@@ -355,15 +356,23 @@ export class Daemon {
         await this.sendHostState(ownerNow, host, origin, false)
         const entries = await this.peer.frontier.hostEntries(host)
         try {
-          if (entries.length > 0) {
+          if (entries.length > 0 && (this.ring.owner(host) ?? self) !== self) {
             await this.peer.router.route(entries.map(({ entry }) => ({
               url: entry.url, depth: entry.depth, referrer: entry.referrer, redirects: entry.redirects
             })), { skipScope: true })
+            if ((this.ring.owner(host) ?? self) === self) {
+              // The ring gave the host back meanwhile: the links came home and were already queued.
+              this.peer.frontier.keep(host)
+              continue
+            }
             await this.peer.frontier.release(host, entries.map(e => e.key))
             this.say(`handed ${entries.length} queued URLs of ${host} to ${shortId(ownerNow)}`)
+          } else {
+            this.peer.frontier.keep(host)
           }
           await this.replication.sendAll(new Map([[ownerNow, [{ k: 'handed', h: host }]]]))
         } catch (err: any) {
+          this.peer.frontier.keep(host)
           this.say(`hand-off of ${host} failed (${err.message}); kept here`)
         }
       }

@@ -150,6 +150,8 @@ export class Frontier {
   private readonly leasedKeys = new Map<string, Set<string>>()
   /** URLs being fetched now. */
   private readonly leasedUrls = new Set<string>()
+  /** Hosts whose queue is being handed to another peer: nothing of theirs is leased or dropped meanwhile. */
+  private readonly handing = new Set<string>()
   private readonly heap = new MinHeap<HostState>()
   private takers: Array<(lease: Lease | undefined) => void> = []
   private timer: unknown
@@ -337,9 +339,8 @@ export class Frontier {
       for (const h of touched) this.touch(h)
       await this.store.write(ops)
       this.seen.landed(admitted.map(a => a.slot.entry.url))
-      // Durable here; the sender's ack also waits for the host's replicas to have them.
-      if (this.replicator != null) await this.replicator.entries(admitted.map(({ h, slot }) => ({ host: h.host, key: slot.key, entry: slot.entry })))
-      // Now durable: make them visible to the fetcher.
+      // Now durable: make them visible to the fetcher (at once: an await before this would let a
+      // refill read them from disk before they are counted).
       for (const { h, slot } of admitted) {
         if (h.unloaded === 0 && h.buffer.length < this.hostBuffer && !h.refilling) {
           h.buffer.push(slot)
@@ -350,6 +351,8 @@ export class Frontier {
       }
       for (const h of touched) this.schedule(h)
       this.pump()
+      // The sender's ack also waits for the host's replicas to have them.
+      if (this.replicator != null) await this.replicator.entries(admitted.map(({ h, slot }) => ({ host: h.host, key: slot.key, entry: slot.entry })))
       return admitted.length
     } finally {
       this.addsInFlight--
@@ -388,6 +391,7 @@ export class Frontier {
       if (h.inflight >= this.hostConcurrency) continue
       // Lost to another peer since it was scheduled: leave it (its entries are handed over).
       if (this.ownership != null && !this.ownership.owns(h.host)) continue
+      if (this.handing.has(h.host)) continue
       const lease = this.leaseFrom(h, now)
       if (lease != null) {
         this.leased++
@@ -531,14 +535,21 @@ export class Frontier {
     })
   }
 
+  /** Keys counted out already, their deletion not yet on disk (a hand-off must not count them again). */
+  private readonly deleting = new Set<string>()
+
   /** Forget an entry that needs no fetch (done elsewhere). */
   private discard (h: HostState, slot: Slot): void {
     h.queued--
     this.queuedTotal--
     this.touch(h)
+    this.deleting.add(slot.key)
     this.store.write([{ type: 'del', sublevel: 'frontier', key: slot.key }])
       .catch((err: any) => { log.extend('error')('dropping done entry %s: %s', slot.entry.url, err.message) })
-      .finally(() => { this.checkIdle() })
+      .finally(() => {
+        this.deleting.delete(slot.key)
+        this.checkIdle()
+      })
   }
 
   /** The robots.txt of a lease's host is known now (or could not be had: `rules` says what to assume). */
@@ -601,6 +612,7 @@ export class Frontier {
     this.counters.done++
     this.counters.byStatus[status] = (this.counters.byStatus[status] ?? 0) + 1
     this.touch(h)
+    this.deleting.add(lease.key)
     try {
       await this.store.write(all)
       this.seen.landed([lease.entry.url])
@@ -609,6 +621,7 @@ export class Frontier {
         await this.replicator.done([{ host: lease.host, key: lease.key, url: lease.entry.url, fetchedAt: Math.max(1, fetchedAt), record }])
       }
     } finally {
+      this.deleting.delete(lease.key)
       this.leasedKeys.get(lease.host)?.delete(lease.key)
       this.leasedUrls.delete(lease.entry.url)
       this.queuedTotal--
@@ -661,16 +674,27 @@ export class Frontier {
   async hostEntries (host: string): Promise<Array<{ key: string, entry: FrontierEntry }>> {
     const h = this.hosts.get(host)
     if (h == null || h.queued === 0) return []
+    // Until `release` (or `keep`), the entries read here stay as they are: not leased, not dropped.
+    this.handing.add(host)
     const inflight = this.leasedKeys.get(host) ?? new Set<string>()
     const out: Array<{ key: string, entry: FrontierEntry }> = []
     for await (const [key, entry] of this.store.subs.frontier.iterator({ gt: host + SEP, lt: host + '\x01' })) {
-      if (!inflight.has(key)) out.push({ key, entry })
+      if (!inflight.has(key) && !this.deleting.has(key)) out.push({ key, entry })
     }
     return out
   }
 
+  /** A hand-off did not happen: the host's entries are this peer's to lease again. */
+  keep (host: string): void {
+    this.handing.delete(host)
+    const h = this.hosts.get(host)
+    if (h != null) this.schedule(h)
+    this.pump()
+  }
+
   /** Forget entries handed over to another peer: off the disk, out of memory. */
   async release (host: string, keys: string[]): Promise<void> {
+    this.handing.delete(host)
     const h = this.hosts.get(host)
     if (h == null || keys.length === 0) return
     const gone = new Set(keys)
@@ -718,10 +742,10 @@ export class Frontier {
     try {
       await this.store.write(ops)
       this.seen.landed(admitted.map(a => a.slot.entry.url))
-      if (this.replicator != null) await this.replicator.entries(admitted.map(({ h, slot }) => ({ host: h.host, key: slot.key, entry: slot.entry })))
       for (const { h } of admitted) h.unloaded++
       for (const { h } of admitted) this.schedule(h)
       this.pump()
+      if (this.replicator != null) await this.replicator.entries(admitted.map(({ h, slot }) => ({ host: h.host, key: slot.key, entry: slot.entry })))
       return admitted.length
     } finally {
       this.addsInFlight--

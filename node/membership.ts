@@ -13,6 +13,8 @@ const debugLog = debug('shoal:membership')
 
 export const DEFAULT_HEARTBEAT_INTERVAL = 2 * second
 export const DEFAULT_SILENCE_TIMEOUT = 10 * second
+/** A peer whose last connection closed leaves if none is back after this long. */
+export const DISCONNECT_GRACE = 500
 export const HEARTBEAT_VERSION = 1
 /** Encoded heartbeats larger than this are rejected before decoding. */
 export const MAX_HEARTBEAT_BYTES = 64 * KiB
@@ -452,7 +454,15 @@ export class Membership extends TypedEventEmitter<MembershipEvents> {
 
   private onDisconnect (evt: CustomEvent<PeerId>): void {
     if (!this.running) return
-    this.leave(evt.detail.toString(), 'connection closed')
+    const peerId = evt.detail
+    // Two peers that dial each other at once keep one connection and close the other, and a
+    // connection can be replaced: leave only if there is still none a moment later (a killed
+    // peer is still noticed within about a second).
+    this.clock.setTimeout(() => {
+      if (!this.running) return
+      if (this.libp2p.getConnections(peerId).length > 0) return
+      this.leave(peerId.toString(), 'connection closed')
+    }, DISCONNECT_GRACE)
   }
 
   private scheduleSweep (): void {

@@ -22,7 +22,12 @@ export class ReplicaStore {
   /** Called when a host's previous owner says it has sent everything of the host. */
   onHanded?: (host: string) => void
 
-  constructor (private readonly store: Store, private readonly frontier: Frontier) {}
+  /**
+   * `ownsNow(host)`: this peer is the host's owner on its ring now. An entry for such a host goes
+   * straight into the frontier (a peer that still sees itself as the owner may send copies after
+   * this one took the host over; kept as copies, they would never be crawled).
+   */
+  constructor (private readonly store: Store, private readonly frontier: Frontier, private readonly ownsNow: (host: string) => boolean = () => false) {}
 
   /** Apply an owner's operations; resolves once they are on disk. */
   async apply (ops: ReplicaOp[]): Promise<void> {
@@ -30,9 +35,17 @@ export class ReplicaStore {
     const marked: string[] = []
     const drops: string[] = []
     const handed: string[] = []
+    const adopt: FrontierEntry[] = []
     for (const op of ops) {
       switch (op.k) {
         case 'entry': {
+          if (this.ownsNow(op.h)) {
+            const entry: FrontierEntry = { url: op.u, depth: op.d }
+            if (op.r != null) entry.referrer = op.r
+            if (op.x != null) entry.redirects = op.x
+            adopt.push(entry)
+            break
+          }
           const entry: FrontierEntry = { url: op.u, depth: op.d }
           if (op.r != null) entry.referrer = op.r
           if (op.x != null) entry.redirects = op.x
@@ -66,6 +79,7 @@ export class ReplicaStore {
     }
     await this.store.write(writes)
     this.frontier.seen.landed(marked)
+    if (adopt.length > 0) await this.frontier.adopt(adopt)
     for (const host of drops) await this.dropHost(host)
     for (const host of handed) this.onHanded?.(host)
   }
