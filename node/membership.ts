@@ -460,7 +460,7 @@ export class Membership extends TypedEventEmitter<MembershipEvents> {
     // peer is still noticed within about a second).
     this.clock.setTimeout(() => {
       if (!this.running) return
-      if (this.libp2p.getConnections(peerId).length > 0) return
+      if (typeof this.libp2p.getConnections === 'function' && this.libp2p.getConnections(peerId).length > 0) return
       this.leave(peerId.toString(), 'connection closed')
     }, DISCONNECT_GRACE)
   }
