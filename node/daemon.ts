@@ -243,6 +243,10 @@ export class Daemon {
    * owns sends its state to its replicas again (idempotent on their side).
    */
   private repair (): void {
+    // Queued URLs of hosts this peer does not own: hand them over (self-healing after ring churn).
+    if (this.settled && this.peer.frontier.hostsWithWork().some(h => (this.ring.owner(h) ?? this.peerId) !== this.peerId)) {
+      this.rebalance(this.ring)
+    }
     if (this.repairing || !this.settled || this.replication.stats.underReplicated === 0) return
     this.repairing = true
     const missing = this.replication.stats.underReplicated
@@ -352,8 +356,10 @@ export class Daemon {
         const before = new Set(ownerBefore === self ? this.replication.replicasOf(host, old) : [])
         const gained = this.replication.replicasOf(host).filter(p => !before.has(p))
         for (const peer of gained) await this.sendHostState(peer, host, origin, true)
-      } else if (ownerBefore === self) {
-        await this.sendHostState(ownerNow, host, origin, false)
+      } else if (ownerBefore === self || this.peer.frontier.hostsWithWork().includes(host)) {
+        // Hosts it owned, and any host it holds queued URLs of without owning it (links it kept
+        // past the hop limit, copies it took over under a ring that has changed since).
+        if (ownerBefore === self) await this.sendHostState(ownerNow, host, origin, false)
         const entries = await this.peer.frontier.hostEntries(host)
         try {
           if (entries.length > 0 && (this.ring.owner(host) ?? self) !== self) {
@@ -517,7 +523,7 @@ export class Daemon {
 const MAX_FORWARD_HOPS = 3
 
 /** How often copies that replicas failed to acknowledge are sent again. */
-const REPAIR_INTERVAL = 30_000
+const REPAIR_INTERVAL = 10_000
 
 /** A host that moved here from a live peer waits at most this long for its hand-off. */
 const HANDOFF_TIMEOUT = 10_000

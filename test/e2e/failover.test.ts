@@ -118,9 +118,9 @@ describe('failover and hand-off (real processes, SIGKILL, joins)', function () {
     await everyPeerAnswers(web, cluster.live(), 60)
   })
 
-  // Known bug, open in the replication issue: since the hand-off fixes of this session, a join in
-  // the middle of a crawl can leave the cluster never idle (a host's queue count stuck above 0).
-  // It passed before them; it is kept here, pending, as the regression test for that bug.
+  // Open in the replication issue: this passes on its own, but run after the others it still fails
+  // now and then (a duplicate-fetch bound or a stall after the hand-off). Pending until fixed; it
+  // is the regression test for that bug.
   it.skip('a peer joining mid-crawl takes over its share and fetches it, without fetching again what was done', async () => {
     const { web, cluster } = await crawlWith(3, 2)
     await fetchedAtLeast(web, 300)
