@@ -3,14 +3,9 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { format } from 'node:util'
-import { noise } from '@chainsafe/libp2p-noise'
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import { identify } from '@libp2p/identify'
-import { tcp } from '@libp2p/tcp'
 import { lpStream } from '@libp2p/utils'
-import { yamux } from '@libp2p/yamux'
 import debug from 'debug'
-import { createLibp2p } from 'libp2p'
 import { Packr } from 'msgpackr'
 import { BlockStore, cidOf } from '../../node/blocks.js'
 import { Store } from '../../node/db.js'
@@ -21,51 +16,19 @@ import { tempDir } from '../utils/tmp.js'
 import type { BlockClientInit, BlockMessage, BlockServiceInit, Message, PutMessage } from '../../protocols/blocks/index.js'
 import type { TempDir } from '../utils/tmp.js'
 import type { Libp2p, PrivateKey } from '@libp2p/interface'
+import { createNode, introduce, waitUntil as waitFor, deferred, track, type Deferred } from '../utils/protocol-nodes.js'
 
 // ---- helpers ----
 
 const KiB = 1024
 const MiB = 1024 * KiB
 
-async function createNode (privateKey?: PrivateKey): Promise<Libp2p> {
-  return await createLibp2p({
-    ...(privateKey != null ? { privateKey } : {}),
-    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-    transports: [tcp()],
-    connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
-    services: { identify: identify() },
-    // Tests open many connections from 127.0.0.1; libp2p otherwise refuses more than 5/s per IP.
-    connectionManager: { allow: ['/ip4/127.0.0.0/ipcidr/8'] }
-  })
-}
 
 /** Let `from` dial `to` by peer id. */
-async function introduce (from: Libp2p, to: Libp2p): Promise<void> {
-  await from.peerStore.merge(to.peerId, { multiaddrs: to.getMultiaddrs() })
-}
 
-async function waitFor (cond: () => boolean, what: string, timeout = 10_000): Promise<void> {
-  const end = Date.now() + timeout
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 5))
-  }
-}
 
-interface Deferred { promise: Promise<void>, resolve: () => void }
-function deferred (): Deferred {
-  let resolve!: () => void
-  const promise = new Promise<void>(r => { resolve = r })
-  return { promise, resolve }
-}
 
 /** Settle state of a promise, for asserting that it is still pending. */
-function track<T> (p: Promise<T>): { settled: boolean, value?: T, error?: any, promise: Promise<T> } {
-  const t: { settled: boolean, value?: T, error?: any, promise: Promise<T> } = { settled: false, promise: p }
-  p.then((v) => { t.settled = true; t.value = v }, (err) => { t.settled = true; t.error = err })
-  return t
-}
 
 /** Captures what `shoal:blocks` logs while a test runs. */
 function captureLog (): { lines: string[], restore: () => void } {

@@ -1,14 +1,9 @@
 import '../../node/polyfills.js'
 import assert from 'node:assert/strict'
 import { format } from 'node:util'
-import { noise } from '@chainsafe/libp2p-noise'
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import { identify } from '@libp2p/identify'
-import { tcp } from '@libp2p/tcp'
 import { lpStream } from '@libp2p/utils'
-import { yamux } from '@libp2p/yamux'
 import debug from 'debug'
-import { createLibp2p } from 'libp2p'
 import { Packr } from 'msgpackr'
 import {
   DEFAULT_MAX_MESSAGE_BYTES, decodeMessage, encodeApplyFrame, encodeFrame, encodeOp, MetaTransport, PROTOCOL, validateMessage, validateOp
@@ -16,48 +11,16 @@ import {
 import type { MessageLimits, MetaTransportInit, Op } from '../../protocols/meta/index.js'
 import type { UrlRecord } from '../../node/types.js'
 import type { Libp2p, PrivateKey } from '@libp2p/interface'
+import { createNode, introduce, waitUntil as waitFor, deferred, track } from '../utils/protocol-nodes.js'
 
 // ---- helpers ----
 
-async function createNode (privateKey?: PrivateKey): Promise<Libp2p> {
-  return await createLibp2p({
-    ...(privateKey != null ? { privateKey } : {}),
-    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-    transports: [tcp()],
-    connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
-    services: { identify: identify() },
-    // Tests open many connections from 127.0.0.1; libp2p otherwise refuses more than 5/s per IP.
-    connectionManager: { allow: ['/ip4/127.0.0.0/ipcidr/8'] }
-  })
-}
 
 /** Let `from` dial `to` by peer id. */
-async function introduce (from: Libp2p, to: Libp2p): Promise<void> {
-  await from.peerStore.merge(to.peerId, { multiaddrs: to.getMultiaddrs() })
-}
 
-async function waitFor (cond: () => boolean, what: string, timeout = 10_000): Promise<void> {
-  const end = Date.now() + timeout
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 5))
-  }
-}
 
-interface Deferred { promise: Promise<void>, resolve: () => void }
-function deferred (): Deferred {
-  let resolve!: () => void
-  const promise = new Promise<void>(r => { resolve = r })
-  return { promise, resolve }
-}
 
 /** Settle state of a promise, for asserting that it is still pending. */
-function track<T> (p: Promise<T>): { settled: boolean, error?: any, promise: Promise<T> } {
-  const t: { settled: boolean, error?: any, promise: Promise<T> } = { settled: false, promise: p }
-  p.then(() => { t.settled = true }, (err) => { t.settled = true; t.error = err })
-  return t
-}
 
 /** Captures what `shoal:meta` logs while a test runs. */
 function captureLog (): { lines: string[], restore: () => void } {

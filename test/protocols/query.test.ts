@@ -2,13 +2,8 @@ import '../../node/polyfills.js'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { format } from 'node:util'
-import { noise } from '@chainsafe/libp2p-noise'
-import { identify } from '@libp2p/identify'
-import { tcp } from '@libp2p/tcp'
 import { lpStream } from '@libp2p/utils'
-import { yamux } from '@libp2p/yamux'
 import debug from 'debug'
-import { createLibp2p } from 'libp2p'
 import { Packr, Unpackr } from 'msgpackr'
 import { cidOf } from '../../node/blocks.js'
 import {
@@ -18,25 +13,12 @@ import { waitFor } from '../utils/libp2p.js'
 import type { Found, MessageLimits, QueryServiceInit } from '../../protocols/query/index.js'
 import type { UrlRecord } from '../../node/types.js'
 import type { Libp2p, Stream } from '@libp2p/interface'
+import { createNode, introduce } from '../utils/protocol-nodes.js'
 
 // ---- helpers ----
 
-async function createNode (): Promise<Libp2p> {
-  return await createLibp2p({
-    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-    transports: [tcp()],
-    connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
-    services: { identify: identify() },
-    // Tests open many connections from 127.0.0.1; libp2p otherwise refuses more than 5/s per IP.
-    connectionManager: { allow: ['/ip4/127.0.0.0/ipcidr/8'] }
-  })
-}
 
 /** Let `from` dial `to` by peer id. */
-async function introduce (from: Libp2p, to: Libp2p): Promise<void> {
-  await from.peerStore.merge(to.peerId, { multiaddrs: to.getMultiaddrs() })
-}
 
 /** Captures what `shoal:query` logs while a test runs. */
 function captureLog (): { lines: string[], restore: () => void } {
