@@ -1,13 +1,15 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdir } from 'node:fs/promises'
+import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import type { CrawlConfig } from './config.js'
 import type { CrawlReport } from './crawl.js'
 import { second } from './constants.js'
+import { TEST_GATE_ENV } from './test-gate.js'
 
+const GATE_FILE = 'test-gate.json'
 const BIN = fileURLToPath(new URL('../bin/shoal.js', import.meta.url))
 
 /** One `shoal start` process of a local cluster. */
@@ -36,6 +38,11 @@ export interface LocalClusterInit {
   env?: Record<string, string>
   /** Replication factor of every peer. @default the peers' default (2) */
   replicas?: number
+  /**
+   * Start every peer with a test-only connection gater (`SHOAL_TEST_GATE`, node/test-gate.ts), so
+   * `partition` can cut the cluster in two with real sockets. @default false
+   */
+  testGate?: boolean
 }
 
 /** `--flag value` pairs for `shoal start` from a crawl config. */
@@ -103,7 +110,12 @@ export class LocalCluster {
     if (this.init.replicas != null) args.push('--replicas', String(this.init.replicas))
     const boot = this.peers.find(p => p.index !== index && p.process.exitCode === null)
     if (boot != null) args.push('--bootstrap', boot.multiaddrs[0])
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...this.init.env } })
+    const env: Record<string, string | undefined> = { ...process.env, ...this.init.env }
+    if (this.init.testGate === true) {
+      env[TEST_GATE_ENV] = join(dataDir, GATE_FILE)
+      await writeFile(env[TEST_GATE_ENV] as string, '[]')
+    }
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env })
     const peer: LocalPeer = { index, peerId: '', multiaddrs: [], api: '', dataDir, process: child, log: [] }
     createInterface({ input: child.stderr! }).on('line', (line) => {
       peer.log.push(line)
@@ -160,6 +172,23 @@ export class LocalCluster {
   /** Wait until the crawl is over (see `waitIdle`), over the peers alive at each poll. */
   async waitIdle (timeout = 30 * 60 * second, onPoll?: (statuses: any[]) => void): Promise<any[]> {
     return await waitIdle(() => this.live().map(p => p.api), timeout, onPoll)
+  }
+
+  /**
+   * Cut the cluster in two (needs `testGate`): every peer of `a` refuses the peers of `b` and the
+   * other way round, and open connections between them close. `heal` lifts it.
+   */
+  async partition (a: number[], b: number[]): Promise<void> {
+    if (this.init.testGate !== true) throw new Error('partition needs a cluster started with testGate: true')
+    const ids = (side: number[]): string[] => side.map(i => this.peers.find(p => p.index === i)?.peerId).filter((id): id is string => id != null)
+    await Promise.all(this.peers.map(async p => {
+      const block = a.includes(p.index) ? ids(b) : b.includes(p.index) ? ids(a) : []
+      await writeFile(join(p.dataDir, GATE_FILE), JSON.stringify(block))
+    }))
+  }
+
+  async heal (): Promise<void> {
+    await Promise.all(this.peers.map(async p => { await writeFile(join(p.dataDir, GATE_FILE), '[]') }))
   }
 
   /** SIGTERM every peer and wait for them to exit (SIGKILL after `grace` ms). */

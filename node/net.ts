@@ -16,6 +16,7 @@ import debug from 'debug'
 import { createLibp2p } from 'libp2p'
 import { second } from './constants.js'
 import { ConfigError, ShoalError } from './errors.js'
+import { FileGate } from './test-gate.js'
 import type { GossipSub } from '@libp2p/gossipsub'
 import type { Identify } from '@libp2p/identify'
 import type { Libp2p, PeerId, PeerInfo, PrivateKey } from '@libp2p/interface'
@@ -198,8 +199,11 @@ export function dhtProtocol (cluster: string): string {
 export async function createNetwork (init: NetworkInit): Promise<Network> {
   const opts = resolve(init)
   const privateKey = await loadOrCreatePeerKey(init.dataDir)
+  // Test-only partitions (SHOAL_TEST_GATE): see test-gate.ts. Absent in production.
+  const gate = FileGate.fromEnv()
   const libp2p = await createLibp2p<ShoalServices>({
     privateKey,
+    ...(gate != null ? { connectionGater: gate.gater() } : {}),
     addresses: { listen: opts.listen },
     transports: [tcp()],
     connectionEncrypters: [noise()],
@@ -230,7 +234,7 @@ export async function createNetwork (init: NetworkInit): Promise<Network> {
       })
     }
   })
-  const net = new Net(libp2p, opts, init.log)
+  const net = new Net(libp2p, opts, init.log, gate)
   net.start()
   return net
 }
@@ -255,7 +259,7 @@ class Net implements Network {
   private joinedOnce = Promise.withResolvers<void>()
   private stopped = false
 
-  constructor (libp2p: ShoalLibp2p, opts: Resolved, log?: (msg: string) => void) {
+  constructor (libp2p: ShoalLibp2p, opts: Resolved, log?: (msg: string) => void, private readonly gate?: FileGate) {
     this.libp2p = libp2p
     this.peerId = libp2p.peerId.toString()
     this.opts = opts
@@ -281,12 +285,14 @@ class Net implements Network {
     this.libp2p.addEventListener('peer:connect', this.onConnectionChange)
     this.libp2p.addEventListener('peer:disconnect', this.onConnectionChange)
     this.loops = [this.joinLoop(), this.discoveryLoop()]
+    this.gate?.start(this.libp2p)
   }
 
   async stop (): Promise<void> {
     if (this.stopped) return
     this.stopped = true
     this.shutdown.abort()
+    this.gate?.stop()
     this.wake()
     this.libp2p.removeEventListener('peer:discovery', this.onDiscovery)
     this.libp2p.removeEventListener('peer:connect', this.onConnectionChange)

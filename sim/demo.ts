@@ -1,33 +1,46 @@
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { crawl } from '../node/crawl.js'
-import { crawlWithPeers } from '../node/local-cluster.js'
 import { ConfigError } from '../node/errors.js'
-import { startSyntheticWeb } from './web.js'
+import { FAULT_KINDS, parseFault, type Fault, type FaultKind } from './faults.js'
+import { runReal, type SimReport } from './run.js'
 
-const HELP = `shoal sim — crawl a generated local web and check the result against its ground truth
+const HELP = `shoal sim — crawl a generated local web with real peers, stage faults, check the invariants
 
-Usage: shoal sim [--peers N] [--hosts H] [--pages P] [--seed S] [--profile small|large] [--json]
+Usage: shoal sim [options] [--kill K@T] [--restart K@T] [--join K@T] [--pause K@T[..T]] [--partition A|B@T[..T]]
 
-  --peers N      real peers, each its own process, joined over libp2p on 127.0.0.1 (default 4)
-  --hosts H      hosts of the synthetic web, each its own server on 127.0.0.1 (default 12)
-  --pages P      pages in all (default 3000)
-  --seed S       the web is generated from this seed: same seed, same web (default 1)
-  --profile      small (~5 KB, ~20 links a page) or large (~30 KB, ~150 links) (default small)
-  --json         print the report as one JSON object on the last line
+  --peers N            real peers at the start, each its own process on 127.0.0.1 (default 4)
+  --hosts H            hosts of the synthetic web, each its own server on 127.0.0.1 (default 12)
+  --pages P            pages in all (default 3000)
+  --seed S             the web is generated from this seed: same seed, same web (default 1)
+  --profile P          small (~5 KB, ~20 links a page) or large (~30 KB, ~150 links) (default small)
+  --replicas R         copies of every record and body (default: the peers' default, 2)
+  --delay MS           per-host delay between requests (default 50)
+  --host-concurrency N connections per host (default 1)
+  --heartbeat MS       membership heartbeat of the peers (default 2000)
+  --silence MS         a peer not heard from this long leaves the ring (default 10000)
+  --sample N           URLs asked of every peer at the end (default 50)
+  --json               print the report as one JSON object on the last line
 
-Faults (kill, join, pause, partition) and the deterministic model mode come with replication.
+Faults (repeat a flag for more; K is a peer index: 0 … N−1 from the start, N, N+1 … for joiners):
+  --kill K@T           SIGKILL peer K
+  --restart K@T        SIGKILL peer K if it runs, then start it again on its data dir
+  --join K@T           start a new peer K, which joins through a live one
+  --pause K@T[..T]     SIGSTOP peer K, SIGCONT at the end (default: silence + 5 s later)
+  --partition A|B@T[..T]
+                       cut peers A (e.g. 0,1) off from peers B (default: all others) until the end
+                       (default: 10 s later), through a test-only connection gater
+  --no-faults          no faults (by default, with 3 or more peers: --kill 1@30% --join N@50%)
+  T is seconds after the seeds (12s) or a share of the expected pages fetched (30%).
+
+Exit code 0 when every invariant holds, 1 when one fails, 2 on a bad option.
 `
 
-function int (name: string, v: string | undefined, dflt: number): number {
+function int (name: string, v: string | undefined, dflt: number, min = 1): number {
   if (v === undefined) return dflt
-  if (!/^\d+$/.test(v) || Number(v) < 1) throw new ConfigError(`--${name} must be a positive integer, got "${v}"`)
+  if (!/^\d+$/.test(v) || Number(v) < min) throw new ConfigError(`--${name} must be ${min === 0 ? 'a whole number' : 'a positive integer'}, got "${v}"`)
   return Number(v)
 }
 
-/** `npm start`: serve a synthetic web on loopback, crawl it, compare with the ground truth. */
+/** `shoal sim` and `npm start`. */
 export async function runDemo (args: string[]): Promise<number> {
   let values
   try {
@@ -39,10 +52,23 @@ export async function runDemo (args: string[]): Promise<number> {
         pages: { type: 'string' },
         seed: { type: 'string' },
         profile: { type: 'string' },
+        replicas: { type: 'string' },
+        delay: { type: 'string' },
+        'host-concurrency': { type: 'string' },
+        heartbeat: { type: 'string' },
+        silence: { type: 'string' },
+        sample: { type: 'string' },
+        kill: { type: 'string', multiple: true },
+        restart: { type: 'string', multiple: true },
+        join: { type: 'string', multiple: true },
+        pause: { type: 'string', multiple: true },
+        partition: { type: 'string', multiple: true },
+        'no-faults': { type: 'boolean' },
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' }
       },
-      strict: true
+      strict: true,
+      allowPositionals: false
     }).values
   } catch (err: any) {
     throw new ConfigError(err.message)
@@ -57,74 +83,76 @@ export async function runDemo (args: string[]): Promise<number> {
   const hosts = int('hosts', values.hosts, 12)
   const pages = int('pages', values.pages, 3000)
   const seed = int('seed', values.seed, 1)
+  const replicas = values.replicas === undefined ? undefined : int('replicas', values.replicas, 2)
+  const faults: Fault[] = []
+  for (const kind of FAULT_KINDS) for (const v of (values[kind] as string[] | undefined) ?? []) faults.push(parseFault(kind as FaultKind, v))
+  if (values['no-faults'] === true && faults.length > 0) throw new ConfigError('--no-faults and a fault flag: choose one')
+  if (faults.length === 0 && values['no-faults'] !== true && peers >= 3) {
+    faults.push(parseFault('kill', '1@30%'), parseFault('join', `${peers}@50%`))
+  }
   const json = values.json === true
   const tty = process.stderr.isTTY && !json
 
-  const web = await startSyntheticWeb({ seed, hosts, pages, profile })
-  const dir = await mkdtemp(join(tmpdir(), 'shoal-sim-'))
-  try {
-    if (!json) process.stdout.write(`synthetic web: ${hosts} hosts, ${web.expectedUrls().length} reachable pages (seed ${seed}, ${profile} pages); ${peers} peer${peers === 1 ? '' : 's'}\n`)
-    const started = performance.now()
-    const progress = (line: string): void => { process.stderr.write(`\r${line}   `) }
-    const report = peers === 1
-      ? await crawl({
-        seeds: [...web.rootUrls],
-        dataDir: join(dir, 'peer-0'),
-        allowPrivate: true,
-        delay: 0,
-        hostConcurrency: 4,
-        onProgress: tty
-          ? (s) => {
-              const secs = (performance.now() - started) / 1000
-              const done = s.done - (s.byStatus.blocked ?? 0)
-              progress(`${secs.toFixed(1)}s  fetched ${done}  queued ${s.queued}  peers 1  errors ${(s.byStatus.failed ?? 0) + (s.byStatus['http-error'] ?? 0)}  ${(done / secs).toFixed(0)} pages/s`)
-            }
-          : undefined,
-        progressInterval: 250
-      })
-      : await crawlWithPeers({
-        seeds: [...web.rootUrls],
-        peers,
-        dataDir: dir,
-        config: { allowPrivate: true, delay: 0, hostConcurrency: 4 },
-        onProgress: tty ? progress : undefined
-      })
-    if (tty) process.stderr.write('\n')
-    const truth = web.summary()
-    report.pagesExpected = truth.pagesExpected
-    report.coverage = truth.coverage
-    report.duplicateFetches = truth.duplicateFetches
-    report.invariants = {
-      ...report.invariants,
-      fullCoverage: truth.coverage === 1,
-      noDuplicateFetches: truth.duplicateFetches === 0,
-      robotsObeyed: truth.disallowedRequests === 0
-    }
-    const ok = Object.values(report.invariants).every(Boolean)
-    if (json) {
-      process.stdout.write(JSON.stringify(report) + '\n')
-    } else {
-      const rows: Array<[string, string | number]> = [
-        ['peers', report.peers],
-        ['links routed between peers', `${report.messagesRouted} messages, ${(report.bytesRouted / 1024).toFixed(0)} KiB`],
-        ['pages expected (ground truth)', truth.pagesExpected],
-        ['pages fetched', truth.pagesFetched],
-        ['coverage', `${(truth.coverage * 100).toFixed(1)} %`],
-        ['duplicate fetches', truth.duplicateFetches],
-        ['lost URLs', report.lostUrls],
-        ['robots.txt requests', truth.robotsRequests],
-        ['disallowed requests', truth.disallowedRequests],
-        ['wall time', `${report.wallSeconds} s`],
-        ['pages/s', report.pagesPerSecond]
-      ]
-      for (const [k, v] of rows) process.stdout.write(`  ${k.padEnd(30)} ${v}\n`)
-      process.stdout.write('invariants:\n')
-      for (const [k, v] of Object.entries(report.invariants)) process.stdout.write(`  ${k.padEnd(30)} ${v ? 'ok' : 'FAILED'}\n`)
-      process.stdout.write(ok ? 'all invariants hold\n' : 'SOME INVARIANTS FAILED\n')
-    }
-    return ok ? 0 : 1
-  } finally {
-    await web.close()
-    await rm(dir, { recursive: true, force: true })
+  if (!json) {
+    process.stdout.write(`synthetic web: ${hosts} hosts, ${pages} pages (seed ${seed}, ${profile} pages); ${peers} peer${peers === 1 ? '' : 's'}` +
+      `${faults.length > 0 ? `; faults: ${faults.map(f => f.spec).join(', ')}` : ''}\n`)
   }
+  const report = await runReal({
+    peers,
+    hosts,
+    pages,
+    seed,
+    profile,
+    replicas,
+    faults,
+    delay: int('delay', values.delay, 50, 0),
+    hostConcurrency: int('host-concurrency', values['host-concurrency'], 1),
+    heartbeat: values.heartbeat === undefined ? undefined : int('heartbeat', values.heartbeat, 2000),
+    silence: values.silence === undefined ? undefined : int('silence', values.silence, 10000),
+    sample: int('sample', values.sample, 50, 0),
+    onProgress: tty ? (line) => { process.stderr.write(`\r\x1b[K${line}`) } : undefined,
+    onEvent: json ? undefined : (line) => { process.stderr.write(`${tty ? '\r\x1b[K' : ''}${line}\n`) }
+  })
+  if (tty) process.stderr.write('\r\x1b[K')
+  const ok = Object.values(report.invariants).every(Boolean)
+  process.stdout.write(json ? JSON.stringify(report) + '\n' : formatReport(report))
+  return ok ? 0 : 1
+}
+
+/** The report as a table a person reads. */
+export function formatReport (r: SimReport): string {
+  const lines: string[] = []
+  const rows: Array<[string, string | number]> = [
+    ['peers (start → end)', `${r.peers} → ${r.peersAtEnd}${r.replicas != null ? `, r = ${r.replicas}` : ''}`],
+    ['pages expected (ground truth)', r.pagesExpected],
+    ['pages fetched', r.pagesFetched],
+    ['coverage', `${(r.coverage * 100).toFixed(1)} %`],
+    ['lost URLs', r.lostUrls],
+    ['duplicate fetches', `${r.duplicateFetches} (${r.duplicates.atFault} in flight at a fault, ${r.duplicates.duringPartition} during a partition, ${r.duplicates.unexplained} unexplained)`],
+    ['politeness violations', `${r.politeness.violations} (${r.politeness.excused} during a hand-off)`],
+    ['disallowed requests', r.disallowedRequests],
+    ['under-replicated', r.underReplicated],
+    ['same answer from every peer', `${r.sample.urls - r.sample.mismatches} of ${r.sample.urls} URLs × ${r.sample.peers} peers`],
+    ['links routed between peers', `${r.messagesRouted} messages, ${(r.bytesRouted / 1024).toFixed(0)} KiB`],
+    ['replication traffic', `${(r.replicationBytes / 1024).toFixed(0)} KiB`],
+    ['crawl time', `${r.crawlSeconds} s (${r.wallSeconds} s with start and checks)`],
+    ['pages/s', r.pagesPerSecond]
+  ]
+  for (const [k, v] of rows) lines.push(`  ${k.padEnd(30)} ${v}`)
+  if (r.faults.length > 0) {
+    lines.push('faults:')
+    for (const f of r.faults) {
+      const bits = [`at ${f.firedAt} s (${(f.firedAtShare * 100).toFixed(0)} % fetched)`]
+      if (f.endedAt !== undefined) bits.push(`ended ${f.endedAt} s`)
+      if (f.settleSeconds !== undefined) bits.push(`ring settled in ${f.settleSeconds} s`)
+      if (f.recoverySeconds !== undefined) bits.push(`${f.spec.startsWith('kill') || f.spec.startsWith('pause') ? 'its hosts fetched again' : 'fetching'} after ${f.recoverySeconds} s`)
+      bits.push(`${f.duplicates} duplicate${f.duplicates === 1 ? '' : 's'}`)
+      lines.push(`  ${f.spec.padEnd(30)} ${bits.join(', ')}${f.note != null ? ` (${f.note})` : ''}`)
+    }
+  }
+  lines.push('invariants:')
+  for (const [k, v] of Object.entries(r.invariants)) lines.push(`  ${k.padEnd(30)} ${v ? 'ok' : 'FAILED'}`)
+  for (const e of [...r.duplicates.examples, ...r.politeness.examples, ...r.sample.examples]) lines.push(`  ! ${e}`)
+  lines.push(Object.values(r.invariants).every(Boolean) ? 'all invariants hold' : 'SOME INVARIANTS FAILED')
+  return lines.join('\n') + '\n'
 }
