@@ -4,14 +4,15 @@
  *
  * K is a peer's index (peers 0 … N−1 start with the run; a joiner takes a new index ≥ N). T is either
  * seconds since the seeds were given (`12s`, `12`, `1.5s`) or a share of the ground truth fetched
- * (`30%`): the fault fires once the web has served that share of its expected pages.
+ * (`30%`): the fault fires once the web has served that share of its expected pages. The end of a
+ * pause or partition is one of those too, or a duration after its start (`1@20%..+8s`).
  */
 import { ConfigError } from '../node/errors.js'
 
 export type FaultKind = 'kill' | 'restart' | 'join' | 'pause' | 'partition'
 
-/** When a fault fires (or ends). */
-export type When = { seconds: number } | { share: number }
+/** When a fault fires (or ends); `after`: seconds after the fault fired (an end written `+8s`). */
+export type When = { seconds: number } | { share: number } | { after: number }
 
 export interface Fault {
   kind: FaultKind
@@ -30,6 +31,11 @@ export const FAULT_KINDS: readonly FaultKind[] = ['kill', 'restart', 'join', 'pa
 
 export function parseWhen (text: string, what: string): When {
   const t = text.trim()
+  if (t.startsWith('+')) {
+    const w = parseWhen(t.slice(1), what)
+    if (!('seconds' in w)) throw new ConfigError(`${what}: a duration after the start is in seconds (e.g. +8s), got "${text}"`)
+    return { after: w.seconds }
+  }
   let m = /^(\d+(?:\.\d+)?)%$/.exec(t)
   if (m != null) {
     const share = Number(m[1]) / 100
@@ -63,6 +69,7 @@ export function parseFault (kind: FaultKind, value: string): Fault {
   if (rest.length > 0) throw new ConfigError(`${what}: one "..", between the start and the end`)
   if (to !== undefined && kind !== 'pause' && kind !== 'partition') throw new ConfigError(`${what}: only --pause and --partition take an end (T..T)`)
   const fault: Fault = { kind, spec, peers: [], at: parseWhen(from, what) }
+  if ('after' in fault.at) throw new ConfigError(`${what}: a fault starts at a time or a share, not at "+…" (that is for its end)`)
   if (to !== undefined) {
     fault.until = parseWhen(to, what)
     if (!endsAfter(fault.at, fault.until)) throw new ConfigError(`${what}: the end must come after the start`)
@@ -83,6 +90,7 @@ export function parseFault (kind: FaultKind, value: string): Fault {
 }
 
 function endsAfter (a: When, b: When): boolean {
+  if ('after' in b) return b.after > 0
   if ('seconds' in a && 'seconds' in b) return b.seconds > a.seconds
   if ('share' in a && 'share' in b) return b.share > a.share
   return true // mixed units: checked as the run goes
@@ -110,5 +118,5 @@ export function checkFaults (faults: Fault[], peers: number): void {
 
 /** A When in words, for reports: "30 %" or "12 s". */
 export function describeWhen (w: When): string {
-  return 'share' in w ? `${Math.round(w.share * 1000) / 10} %` : `${w.seconds} s`
+  return 'share' in w ? `${Math.round(w.share * 1000) / 10} %` : 'after' in w ? `${w.after} s after the start` : `${w.seconds} s`
 }

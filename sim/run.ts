@@ -193,7 +193,7 @@ export async function runReal (opts: RealSimOptions = {}): Promise<SimReport> {
     let settledOk = true
     let lastEvent = ''
 
-    const reached = (w: When, since = t0): boolean => 'share' in w ? share() >= w.share : Date.now() - since >= w.seconds * 1000
+    const reached = (w: When, since: number): boolean => 'share' in w ? share() >= w.share : 'after' in w ? Date.now() - since >= w.after * 1000 : Date.now() - t0 >= w.seconds * 1000
     const secs = (t: number): number => round((t - t0) / 1000, 2)
     const peerOf = (k: number): LocalPeer => {
       const p = cluster.peers.find(x => x.index === k)
@@ -246,10 +246,10 @@ export async function runReal (opts: RealSimOptions = {}): Promise<SimReport> {
         case 'restart': {
           const p = peerOf(k)
           const wasLive = cluster.live().includes(p)
+          event(f, `${wasLive ? 'SIGKILL and ' : ''}restart of peer ${k} on its data dir`)
           await kill(p)
           if (wasLive) dupWindows.push({ spec: f.spec, peer: shortId(p.peerId), from: t - inflight, to: t })
           const back = await cluster.startPeer(k)
-          event(f, `${wasLive ? 'SIGKILL and ' : ''}restart of peer ${k} on its data dir`)
           const s = await settle()
           r.settleSeconds = round((s - t) / 1000, 2)
           dupWindows.push({ spec: f.spec, from: t, to: s + handoff })
@@ -258,8 +258,8 @@ export async function runReal (opts: RealSimOptions = {}): Promise<SimReport> {
           break
         }
         case 'join': {
-          const p = await cluster.startPeer(k)
           event(f, `peer ${k} joins`)
+          const p = await cluster.startPeer(k)
           const s = await settle()
           r.settleSeconds = round((s - t) / 1000, 2)
           dupWindows.push({ spec: f.spec, from: t, to: s + handoff })
@@ -276,7 +276,7 @@ export async function runReal (opts: RealSimOptions = {}): Promise<SimReport> {
           dupWindows.push({ spec: f.spec, peer: id, from: t - inflight, to: t })
           recovery.set(f, { since: t, hosts: hostsOwnedBy(p.peerId, ids), notPeer: id })
           event(f, `SIGSTOP peer ${k}`)
-          active.push({ f, since: t, until: f.until ?? { seconds: (t - t0) / 1000 + (silence + 5000) / 1000 } })
+          active.push({ f, since: t, until: f.until ?? { after: (silence + 5000) / 1000 } })
           break
         }
         case 'partition': {
@@ -284,7 +284,7 @@ export async function runReal (opts: RealSimOptions = {}): Promise<SimReport> {
           const b = f.others ?? cluster.live().map(p => p.index).filter(i => !a.includes(i))
           await cluster.partition(a, b)
           event(f, `peers ${a.join(',')} cut off from ${b.join(',')}`)
-          active.push({ f, since: t, until: f.until ?? { seconds: (t - t0) / 1000 + 10 } })
+          active.push({ f, since: t, until: f.until ?? { after: 10 } })
           break
         }
       }
@@ -318,15 +318,24 @@ export async function runReal (opts: RealSimOptions = {}): Promise<SimReport> {
     // (a share the crawl never reaches) fires them anyway, with a note.
     let quietPolls = 0
     let lastPoll = 0
-    while (pending.length > 0 || active.length > 0) {
+    const running = new Map<Fault, Promise<void>>()
+    let failure: unknown
+    const busy = (f: Fault): boolean => [...running.keys()].some(g => g.peers.some(p => f.peers.includes(p)) || f.kind === 'partition' || g.kind === 'partition')
+    const track = (f: Fault, p: Promise<void>): void => {
+      running.set(f, p.catch((err) => { failure ??= err }).finally(() => running.delete(f)))
+    }
+    while (pending.length > 0 || active.length > 0 || running.size > 0) {
+      if (failure !== undefined) throw failure
       if (Date.now() > deadline) throw new Error(`the run took longer than ${(opts.timeout ?? 600_000) / 1000} s, faults still due: ${[...pending, ...active.map(a => a.f)].map(f => f.spec).join(', ')}`)
-      for (const f of pending.filter(x => reached(x.at))) {
+      // Faults run side by side (a join's settling must not hold back a kill that is due), one at
+      // a time per peer.
+      for (const f of pending.filter(x => reached(x.at, t0) && !busy(x))) {
         pending.splice(pending.indexOf(f), 1)
-        await fire(f)
+        track(f, fire(f))
       }
-      for (const a of active.filter(x => reached(x.until))) {
+      for (const a of active.filter(x => reached(x.until, x.since) && !busy(x.f))) {
         active.splice(active.indexOf(a), 1)
-        await end(a.f, a.since)
+        track(a.f, end(a.f, a.since))
       }
       if (Date.now() - lastPoll >= 250) {
         lastPoll = Date.now()
@@ -335,11 +344,11 @@ export async function runReal (opts: RealSimOptions = {}): Promise<SimReport> {
         tally.see(statuses)
         progress(statuses)
         const quiet = statuses.length > 0 && statuses.every(s => s.local.queued === 0 && s.local.inflight === 0 && s.local.inTransit === 0)
-        quietPolls = quiet && active.length === 0 ? quietPolls + 1 : 0
+        quietPolls = quiet && active.length === 0 && running.size === 0 ? quietPolls + 1 : 0
         const late = pending.filter(x => 'share' in x.at)
         if (quietPolls >= 8 && late.length > 0) {
           pending.splice(pending.indexOf(late[0]), 1)
-          await fire(late[0], `the crawl went idle at ${Math.round(share() * 1000) / 10} % before ${describeWhen(late[0].at)}`)
+          track(late[0], fire(late[0], `the crawl went idle at ${Math.round(share() * 1000) / 10} % before ${describeWhen(late[0].at)}`))
         }
       }
       await tick(50)
