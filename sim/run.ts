@@ -74,6 +74,8 @@ export interface FaultReport {
   recoverySeconds?: number
   /** Duplicate fetches this fault excuses. */
   duplicates: number
+  /** Hosts the faulted peer owned when it was killed or paused, or owns once a join or restart settled. */
+  hosts?: number
   /** Set when the fault could not fire when asked (e.g. a share never reached before the crawl went idle). */
   note?: string
 }
@@ -240,6 +242,7 @@ export async function runReal (opts: RealSimOptions = {}): Promise<SimReport> {
           dupWindows.push({ spec: f.spec, peer: id, from: t - inflight, to: t })
           politeWindows.push({ spec: f.spec, from: t - inflight, to: t + inflight })
           recovery.set(f, { since: t, hosts: hostsOwnedBy(p.peerId, ids), notPeer: id })
+          r.hosts = recovery.get(f)?.hosts?.size
           event(f, `SIGKILL peer ${k}`)
           break
         }
@@ -255,6 +258,7 @@ export async function runReal (opts: RealSimOptions = {}): Promise<SimReport> {
           dupWindows.push({ spec: f.spec, from: t, to: s + handoff })
           politeWindows.push({ spec: f.spec, from: t - inflight, to: s + handoff })
           recovery.set(f, { since: t, byPeer: shortId(back.peerId) })
+          r.hosts = hostsOwnedBy(back.peerId, liveIds()).size
           break
         }
         case 'join': {
@@ -265,6 +269,7 @@ export async function runReal (opts: RealSimOptions = {}): Promise<SimReport> {
           dupWindows.push({ spec: f.spec, from: t, to: s + handoff })
           politeWindows.push({ spec: f.spec, from: t, to: s + handoff })
           recovery.set(f, { since: t, byPeer: shortId(p.peerId) })
+          r.hosts = hostsOwnedBy(p.peerId, liveIds()).size
           break
         }
         case 'pause': {
@@ -275,6 +280,7 @@ export async function runReal (opts: RealSimOptions = {}): Promise<SimReport> {
           const id = shortId(p.peerId)
           dupWindows.push({ spec: f.spec, peer: id, from: t - inflight, to: t })
           recovery.set(f, { since: t, hosts: hostsOwnedBy(p.peerId, ids), notPeer: id })
+          r.hosts = recovery.get(f)?.hosts?.size
           event(f, `SIGSTOP peer ${k}`)
           active.push({ f, since: t, until: f.until ?? { after: (silence + 5000) / 1000 } })
           break
