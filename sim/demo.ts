@@ -12,6 +12,10 @@ Usage: shoal sim [options] [--kill K@T] [--restart K@T] [--join K@T] [--pause K@
   --pages P            pages in all (default 3000)
   --seed S             the web is generated from this seed: same seed, same web (default 1)
   --profile P          small (~5 KB, ~20 links a page) or large (~30 KB, ~150 links) (default small)
+  --realistic          the web's every feature on: 5–100 KB pages with 10–300 links, robots.txt groups
+                       and Crawl-delay, redirect chains, 404/410, transient 5xx/429 with Retry-After,
+                       slow and stalled answers, over-cap and compressed bodies, non-UTF-8 charsets,
+                       malformed HTML, spider traps, aliases, offsite hosts (peers time out after 2 s)
   --replicas R         copies of every record and body (default: the peers' default, 2)
   --delay MS           per-host delay between requests (default 50)
   --host-concurrency N connections per host (default 1)
@@ -52,6 +56,7 @@ export async function runDemo (args: string[]): Promise<number> {
         pages: { type: 'string' },
         seed: { type: 'string' },
         profile: { type: 'string' },
+        realistic: { type: 'boolean' },
         replicas: { type: 'string' },
         delay: { type: 'string' },
         'host-concurrency': { type: 'string' },
@@ -94,7 +99,7 @@ export async function runDemo (args: string[]): Promise<number> {
   const tty = process.stderr.isTTY && !json
 
   if (!json) {
-    process.stdout.write(`synthetic web: ${hosts} hosts, ${pages} pages (seed ${seed}, ${profile} pages); ${peers} peer${peers === 1 ? '' : 's'}` +
+    process.stdout.write(`synthetic web: ${hosts} hosts, ${pages} pages (seed ${seed}, ${values.realistic === true ? 'realistic' : `${profile} pages`}); ${peers} peer${peers === 1 ? '' : 's'}` +
       `${faults.length > 0 ? `; faults: ${faults.map(f => f.spec).join(', ')}` : ''}\n`)
   }
   const report = await runReal({
@@ -110,6 +115,8 @@ export async function runDemo (args: string[]): Promise<number> {
     heartbeat: values.heartbeat === undefined ? undefined : int('heartbeat', values.heartbeat, 2000),
     silence: values.silence === undefined ? undefined : int('silence', values.silence, 10000),
     sample: int('sample', values.sample, 50, 0),
+    web: values.realistic === true ? { realistic: true } : undefined,
+    requestTimeout: values.realistic === true ? 2000 : undefined,
     onProgress: tty ? (line) => { process.stderr.write(`\r\x1b[K${line}`) } : undefined,
     onEvent: json ? undefined : (line) => { process.stderr.write(`${tty ? '\r\x1b[K' : ''}${line}\n`) }
   })

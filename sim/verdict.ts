@@ -26,6 +26,8 @@ export interface LoggedRequest {
   /** Short peer id from the User-Agent (`…(peer <id>; …)`), or the whole User-Agent. */
   peer: string
   status: number
+  /** The web failed it on purpose, to be retried (a transient 5xx/429 or a stall). */
+  transient?: boolean
 }
 
 /** A span of time in which some repeats (or overlaps) are excused, and why. */
@@ -63,9 +65,9 @@ export interface PolitenessVerdict {
   examples: string[]
 }
 
-/** A response the crawler retries rather than records: server errors and 429. */
+/** A response the crawler retries rather than records: server errors, 429, and none at all (0: the server stalled). */
 export function isRetryable (status: number): boolean {
-  return status >= 500 || status === 429
+  return status >= 500 || status === 429 || status === 0
 }
 
 const fmt = (t: number, t0: number): string => `${((t - t0) / 1000).toFixed(2)}s`
@@ -91,7 +93,7 @@ function byUrl (log: readonly LoggedRequest[]): Map<string, LoggedRequest[]> {
 export function judgeDuplicates (log: readonly LoggedRequest[], windows: FaultWindow[], origins: readonly string[] = [], t0 = 0): DuplicateVerdict {
   const v: DuplicateVerdict = { total: 0, atFault: 0, duringPartition: 0, unexplained: 0, byFault: {}, examples: [] }
   for (const list of byUrl(log).values()) {
-    const first = list.findIndex(r => !isRetryable(r.status))
+    const first = list.findIndex(r => r.transient !== true && !isRetryable(r.status))
     if (first < 0) continue
     const f = list[first]
     for (const r of list.slice(first + 1)) {
