@@ -7,6 +7,7 @@ import { crawlWithPeers } from './local-cluster.js'
 import { ConfigError } from './errors.js'
 import { VERSION } from './constants.js'
 import type { PeerStats } from './peer.js'
+import { startCpuProfile, takeProfileOption, type CpuProfiler } from './profile.js'
 
 /** Exit codes: 0 done, 1 the crawl or command failed, 2 bad arguments or config. */
 const EXIT_USAGE = 2
@@ -57,6 +58,8 @@ Options of crawl:
   --contact URL           contact URL in the User-Agent
   --json                  print the report as one JSON object on the last line
   --quiet                 no progress lines
+  --profile [FILE]        write a CPU profile of this process when it ends (or SHOAL_PROFILE=1|FILE);
+                          open it in Chrome DevTools or speedscope (see README, Profiling)
 `
 
 const crawlOptions = {
@@ -221,13 +224,16 @@ async function cmdStart (args: string[]): Promise<number> {
     await daemon.stop().catch(() => {})
     throw err
   }
-  process.stdout.write(`peer ${daemon.peerId}\n`)
-  for (const ma of daemon.network.multiaddrs()) process.stdout.write(`listening ${ma}\n`)
-  process.stdout.write(`api http://${daemon.api.address}\n`)
-  await new Promise<void>((resolve) => {
+  // Listening for the signals before saying where the peer is: a script that stops it as soon as it
+  // reads the address must get a clean stop (and the --profile written), not a killed process.
+  const stopped = new Promise<void>((resolve) => {
     process.once('SIGINT', resolve)
     process.once('SIGTERM', resolve)
   })
+  process.stdout.write(`peer ${daemon.peerId}\n`)
+  for (const ma of daemon.network.multiaddrs()) process.stdout.write(`listening ${ma}\n`)
+  process.stdout.write(`api http://${daemon.api.address}\n`)
+  await stopped
   await daemon.stop()
   return 0
 }
@@ -346,7 +352,33 @@ async function getThroughApi (api: string, url: string, body: boolean, json: boo
 }
 
 export async function main (argv: string[]): Promise<number> {
-  const [cmd, ...rest] = argv
+  const [cmd, ...args] = argv
+  let rest = args
+  let profiler: CpuProfiler | undefined
+  try {
+    // --profile [FILE] or SHOAL_PROFILE: a CPU profile of the whole command, written when it ends
+    // (for start: after SIGINT or SIGTERM has stopped the peer).
+    if (cmd === 'crawl' || cmd === 'start' || cmd === 'sim') {
+      const asked = takeProfileOption(cmd, args)
+      rest = asked.args
+      if (asked.file !== undefined) profiler = await startCpuProfile(asked.file)
+    }
+    return await run(cmd, rest)
+  } catch (err: any) {
+    return reportError(cmd, err)
+  } finally {
+    if (profiler != null) {
+      try {
+        const file = await profiler.stop()
+        process.stderr.write(`shoal ${cmd}: CPU profile written to ${file} (open it in Chrome DevTools › Performance, or https://www.speedscope.app)\n`)
+      } catch (err: any) {
+        process.stderr.write(`shoal ${cmd}: could not write the CPU profile: ${err?.message ?? String(err)}\n`)
+      }
+    }
+  }
+}
+
+async function run (cmd: string | undefined, rest: string[]): Promise<number> {
   try {
     switch (cmd) {
       case 'crawl': return await cmdCrawl(rest)
@@ -372,12 +404,16 @@ export async function main (argv: string[]): Promise<number> {
         return EXIT_USAGE
     }
   } catch (err: any) {
-    if (err?.name === 'ConfigError') {
-      process.stderr.write(`shoal ${cmd}: ${err.message}\n`)
-      return EXIT_USAGE
-    }
-    process.stderr.write(`shoal ${cmd}: ${err?.message ?? String(err)}\n`)
-    if (process.env.DEBUG != null) process.stderr.write(`${err?.stack}\n`)
-    return 1
+    return reportError(cmd, err)
   }
+}
+
+function reportError (cmd: string | undefined, err: any): number {
+  if (err?.name === 'ConfigError') {
+    process.stderr.write(`shoal ${cmd}: ${err.message}\n`)
+    return EXIT_USAGE
+  }
+  process.stderr.write(`shoal ${cmd}: ${err?.message ?? String(err)}\n`)
+  if (process.env.DEBUG != null) process.stderr.write(`${err?.stack}\n`)
+  return 1
 }

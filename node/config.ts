@@ -64,12 +64,21 @@ export interface CrawlConfig {
   userAgent?: string
   /** Field name → CSS selector (`sel@attr` for an attribute), stored with each HTML page's record. */
   extract?: Record<string, string>
+  /** Bits of the seen set's Bloom filter (fixed memory: 2^27 = 16 MiB; 1 % false positives at ~14M URLs). */
   seenFilterBits?: number
+  /** Recent seen-set answers kept in memory. @default 50000 */
   seenCacheSize?: number
+  /** URLs of one host kept in memory ahead of the fetcher. @default 128 */
   hostBuffer?: number
+  /** URLs kept in memory ahead of the fetcher over all hosts. @default 16384 */
+  maxBufferedUrls?: number
   robotsCacheSize?: number
   batchMaxOps?: number
   batchMaxWait?: number
+  /** Operations waiting for the disk beyond which writers (and so the fetchers) wait. @default 50000 */
+  batchMaxQueued?: number
+  /** LevelDB table files kept open (memory-mapped: what is read of them stays resident). @default 100 */
+  storeMaxOpenFiles?: number
   /**
    * Worker threads that parse pages; 0 parses on the main thread. Shipping a page to a worker and
    * its links back costs more than htmlparser2 saves on the main thread (measured: bench/hot-path.ts),
@@ -124,9 +133,12 @@ export const CRAWL_OPTIONS: Record<keyof CrawlConfig, Kind> = {
   seenFilterBits: 'posint',
   seenCacheSize: 'int',
   hostBuffer: 'posint',
+  maxBufferedUrls: 'posint',
   robotsCacheSize: 'posint',
   batchMaxOps: 'posint',
   batchMaxWait: 'int',
+  batchMaxQueued: 'posint',
+  storeMaxOpenFiles: 'posint',
   parseWorkers: 'int'
 }
 
@@ -217,9 +229,12 @@ export function resolveConfig (init: CrawlConfig = {}): ResolvedConfig {
     seenFilterBits: init.seenFilterBits ?? C.DEFAULT_SEEN_FILTER_BITS,
     seenCacheSize: init.seenCacheSize ?? C.DEFAULT_SEEN_CACHE_SIZE,
     hostBuffer: init.hostBuffer ?? C.DEFAULT_HOST_BUFFER,
+    maxBufferedUrls: init.maxBufferedUrls ?? C.DEFAULT_MAX_BUFFERED_URLS,
     robotsCacheSize: init.robotsCacheSize ?? C.DEFAULT_ROBOTS_CACHE_SIZE,
     batchMaxOps: init.batchMaxOps ?? C.DEFAULT_BATCH_MAX_OPS,
     batchMaxWait: init.batchMaxWait ?? C.DEFAULT_BATCH_MAX_WAIT,
+    batchMaxQueued: init.batchMaxQueued ?? C.DEFAULT_BATCH_MAX_QUEUED_OPS,
+    storeMaxOpenFiles: init.storeMaxOpenFiles ?? C.DEFAULT_STORE_MAX_OPEN_FILES,
     parseWorkers: init.parseWorkers ?? (init.extract != null ? defaultParseWorkers() : 0)
   }
 }

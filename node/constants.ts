@@ -51,13 +51,30 @@ export const DEFAULT_MAX_ROBOTS_SIZE = 500 * KiB
 /** Seen-set filter in front of the on-disk set. */
 export const DEFAULT_SEEN_FILTER_BITS = 2 ** 27
 export const DEFAULT_SEEN_FILTER_HASHES = 7
-export const DEFAULT_SEEN_CACHE_SIZE = 100_000
+export const DEFAULT_SEEN_CACHE_SIZE = 50_000
 /** URLs of one host kept in memory ahead of the fetcher; the rest stay on disk. */
 export const DEFAULT_HOST_BUFFER = 128
+/**
+ * URLs kept in memory ahead of the fetcher over all hosts (each host still gets a few when it is
+ * its turn, so with many hosts the bound is this plus MIN_HOST_REFILL per host with work).
+ */
+export const DEFAULT_MAX_BUFFERED_URLS = 16_384
+export const MIN_HOST_REFILL = 4
 export const DEFAULT_ROBOTS_CACHE_SIZE = 10_000
 
 /** Write batching: flush after this many operations or this long, whichever comes first. */
 export const DEFAULT_BATCH_MAX_OPS = 2000
+/**
+ * Operations queued for LevelDB (gathering, or cut and waiting for the batch before them) beyond
+ * which a writer waits for a batch to land: if pages bring links faster than the disk takes them,
+ * the fetchers slow down instead of memory growing.
+ */
+export const DEFAULT_BATCH_MAX_QUEUED_OPS = 50_000
+/**
+ * LevelDB table files kept open. Each is memory-mapped and the pages read from it count in the
+ * resident set until it is closed: LevelDB's own default (1000) lets that grow with the database.
+ */
+export const DEFAULT_STORE_MAX_OPEN_FILES = 100
 /** 0: a batch is cut at the end of the event loop's turn, or when the previous batch lands. */
 export const DEFAULT_BATCH_MAX_WAIT = 0
 

@@ -41,6 +41,18 @@ export interface StoreInit {
   clock?: Clock
   batchMaxOps?: number
   batchMaxWait?: number
+  /**
+   * Operations queued for the disk beyond which `write` waits for a batch to land (back-pressure).
+   * @default 50000
+   */
+  batchMaxQueued?: number
+  /**
+   * Table files LevelDB keeps open. Each open table is memory-mapped, and every page of it read
+   * since it was opened counts in the process's resident set: with the default of LevelDB (1000),
+   * that grows with the database. Fewer open tables bound it, for a re-open now and then.
+   * @default 100
+   */
+  maxOpenFiles?: number
 }
 
 export class Store {
@@ -49,7 +61,12 @@ export class Store {
   private readonly batcher: WriteBatcher
 
   constructor (dir: string, init: StoreInit = {}) {
-    this.db = new Level<string, any>(dir, { keyEncoding: 'utf8', valueEncoding: msgpackEncoding as any, createIfMissing: init.createIfMissing ?? true })
+    this.db = new Level<string, any>(dir, {
+      keyEncoding: 'utf8',
+      valueEncoding: msgpackEncoding as any,
+      createIfMissing: init.createIfMissing ?? true,
+      maxOpenFiles: init.maxOpenFiles ?? C.DEFAULT_STORE_MAX_OPEN_FILES
+    })
     const subs: Partial<Record<SublevelName, Sub>> = {}
     for (const name of SUBLEVELS) {
       subs[name] = this.db.sublevel<string, any>(name, {
@@ -103,12 +120,21 @@ export class Store {
   async flush (): Promise<void> {
     await this.batcher.flush()
   }
+
+  /** Operations of `write` callers not yet on disk (at most `batchMaxQueued`, or one caller's larger write). */
+  get queuedOps (): number {
+    return this.batcher.queued
+  }
 }
 
 /**
  * Group commit: operations from many callers go into one LevelDB batch, written after `maxOps`
  * operations or `maxWait` ms. Batches are written one at a time, in the order they were filled,
  * so a later write never lands before an earlier one.
+ *
+ * Back-pressure: once `maxQueued` operations wait for the disk (gathering, or cut and waiting for
+ * the batch before them), `add` waits until a batch lands. Without it, batches cut faster than
+ * LevelDB writes them would chain up in memory without bound.
  */
 export class WriteBatcher {
   readonly hooks: Array<() => BatchOp[]> = []
@@ -118,15 +144,33 @@ export class WriteBatcher {
   private writing: Promise<void> = Promise.resolve()
   private readonly maxOps: number
   private readonly maxWait: number
+  private readonly maxQueued: number
   private readonly clock: Clock
+  /** Operations of callers not yet written: gathering in `pending`, or in batches cut and not landed. */
+  private queuedOps = 0
+  /** Writers waiting for room, in arrival order (a large write is not overtaken forever by small ones). */
+  private readonly roomWaiters: Array<{ n: number, resolve: () => void }> = []
 
   constructor (private readonly store: Store, init: StoreInit) {
     this.maxOps = init.batchMaxOps ?? C.DEFAULT_BATCH_MAX_OPS
     this.maxWait = init.batchMaxWait ?? C.DEFAULT_BATCH_MAX_WAIT
+    this.maxQueued = init.batchMaxQueued ?? C.DEFAULT_BATCH_MAX_QUEUED_OPS
+    if (!Number.isInteger(this.maxQueued) || this.maxQueued < 1) throw new RangeError(`batchMaxQueued must be a positive integer, got ${this.maxQueued}`)
     this.clock = init.clock ?? systemClock
   }
 
+  /** Operations waiting for the disk now (for tests and stats). */
+  get queued (): number {
+    return this.queuedOps
+  }
+
   async add (ops: BatchOp[]): Promise<void> {
+    if (this.roomWaiters.length > 0 || !this.fits(ops.length)) {
+      // Back-pressure: wait for room (`admitWaiting` counts these ops in when it wakes us).
+      await new Promise<void>((resolve) => { this.roomWaiters.push({ n: ops.length, resolve }) })
+    } else {
+      this.queuedOps += ops.length
+    }
     for (const op of ops) this.pending.push(op)
     const done = new Promise<void>((resolve, reject) => { this.waiters.push({ resolve, reject }) })
     if (this.pending.length >= this.maxOps) {
@@ -147,6 +191,20 @@ export class WriteBatcher {
 
   private busy = false
 
+  /** An empty queue takes a write however large, so nothing waits forever. */
+  private fits (n: number): boolean {
+    return this.queuedOps === 0 || this.queuedOps + n <= this.maxQueued
+  }
+
+  /** Let waiting writers in, first come first served, while there is room. */
+  private admitWaiting (): void {
+    while (this.roomWaiters.length > 0 && this.fits(this.roomWaiters[0].n)) {
+      const w = this.roomWaiters.shift() as { n: number, resolve: () => void }
+      this.queuedOps += w.n
+      w.resolve()
+    }
+  }
+
   private async cut (): Promise<void> {
     if (this.timer != null) {
       if (this.maxWait === 0) clearImmediate(this.timer as NodeJS.Immediate)
@@ -154,6 +212,7 @@ export class WriteBatcher {
       this.timer = undefined
     }
     const ops = this.pending
+    const counted = ops.length
     if (ops.length > 0) for (const hook of this.hooks) for (const op of hook()) ops.push(op)
     const waiters = this.waiters
     this.pending = []
@@ -175,6 +234,9 @@ export class WriteBatcher {
       for (const w of waiters) w.resolve()
     } catch (err: any) {
       for (const w of waiters) w.reject(err)
+    } finally {
+      this.queuedOps -= counted
+      this.admitWaiting()
     }
     // What gathered during the write goes next.
     if (this.pending.length > 0 && this.timer == null && !this.busy) void this.cut()

@@ -51,6 +51,12 @@ export interface FrontierInit {
   /** Re-admit a URL met again this long after its fetch. @default Infinity */
   recrawlAfter?: number
   hostBuffer?: number
+  /**
+   * URLs kept in memory ahead of the fetcher over all hosts; the rest wait on disk. A host whose
+   * turn comes still loads a few (MIN_HOST_REFILL), so none starves.
+   * @default 16384
+   */
+  maxBufferedUrls?: number
   seenFilterBits?: number
   seenCacheSize?: number
   /**
@@ -141,6 +147,9 @@ export class Frontier {
   private readonly maxPages: number
   private readonly recrawlAfter: number
   private readonly hostBuffer: number
+  private readonly maxBuffered: number
+  /** Entries in every host's buffer together (bounded by `maxBuffered`, give or take MIN_HOST_REFILL a host). */
+  private buffered = 0
   private readonly keyTag: string
   private readonly ownership?: { owns(host: string): boolean }
   private readonly replicator?: Replicator
@@ -177,6 +186,8 @@ export class Frontier {
     this.maxPages = init.maxPages ?? Infinity
     this.recrawlAfter = init.recrawlAfter ?? Infinity
     this.hostBuffer = init.hostBuffer ?? C.DEFAULT_HOST_BUFFER
+    this.maxBuffered = init.maxBufferedUrls ?? C.DEFAULT_MAX_BUFFERED_URLS
+    if (!Number.isInteger(this.maxBuffered) || this.maxBuffered < 1) throw new RangeError(`maxBufferedUrls must be a positive integer, got ${this.maxBuffered}`)
     this.keyTag = init.keyTag ?? ''
     this.ownership = components.ownership
     this.replicator = components.replicator
@@ -221,6 +232,14 @@ export class Frontier {
 
   get hostCount (): number {
     return this.hosts.size
+  }
+
+  /**
+   * What this frontier holds in memory now: one small record per host, the URLs buffered ahead of
+   * the fetcher (bounded by `maxBufferedUrls`), the seen set's caches. The rest is on disk.
+   */
+  get memory (): { hosts: number, buffered: number, leasedHosts: number, seen: SeenSet['memory'] } {
+    return { hosts: this.hosts.size, buffered: this.buffered, leasedHosts: this.leasedKeys.size, seen: this.seen.memory }
   }
 
   /** Nothing queued, nothing in flight, no admission under way. */
@@ -342,8 +361,9 @@ export class Frontier {
       // Now durable: make them visible to the fetcher (at once: an await before this would let a
       // refill read them from disk before they are counted).
       for (const { h, slot } of admitted) {
-        if (h.unloaded === 0 && h.buffer.length < this.hostBuffer && !h.refilling) {
+        if (h.unloaded === 0 && h.buffer.length < this.hostBuffer && !h.refilling && this.buffered < this.maxBuffered) {
           h.buffer.push(slot)
+          this.buffered++
           h.loadedKey = slot.key
         } else {
           h.unloaded++
@@ -443,10 +463,18 @@ export class Frontier {
     }
     while (h.buffer.length > 0) {
       const slot = h.buffer.shift() as Slot
+      this.buffered--
       // Fetched already (its record came from a replica or a previous owner after it was queued
       // here): drop the entry instead of fetching it again.
       const seenAt = this.seen.peek(slot.entry.url)
       if (seenAt !== undefined && seenAt > 0 && now - seenAt < this.recrawlAfter) {
+        this.discard(h, slot)
+        continue
+      }
+      // A second entry of a URL being fetched here now (queued twice: adopted from a replica copy
+      // or a hand-off while this peer still held it): the lease out now finishes it, or keeps its
+      // own entry for a retry.
+      if (this.leasedUrls.has(slot.entry.url)) {
         this.discard(h, slot)
         continue
       }
@@ -507,8 +535,16 @@ export class Frontier {
   /** Load the next URLs of a host from disk. */
   private refill (h: HostState): void {
     if (h.refilling || h.unloaded === 0) return
+    // What is left of the memory bound, but a host whose turn it is with nothing in memory always
+    // gets a few, so none starves: the bound is maxBuffered plus MIN_HOST_REFILL per such host.
+    const least = Math.min(C.MIN_HOST_REFILL, this.hostBuffer)
+    const room = this.maxBuffered - this.buffered
+    if (room < least && h.buffer.length > 0) return
+    const want = Math.min(this.hostBuffer - h.buffer.length, Math.max(least, room))
+    if (want <= 0) return
     h.refilling = true
-    const want = this.hostBuffer - h.buffer.length
+    // The room is taken now, not when the read lands: refills of many hosts run at once.
+    this.buffered += want
     ;(async () => {
       const got: Slot[] = []
       for await (const [key, entry] of this.store.subs.frontier.iterator({ gt: h.loadedKey, lt: h.host + '\x01', limit: want })) {
@@ -517,6 +553,7 @@ export class Frontier {
       return got
     })().then((got) => {
       for (const s of got) h.buffer.push(s)
+      this.buffered -= want - got.length
       if (got.length > 0) h.loadedKey = got[got.length - 1].key
       h.unloaded -= got.length
       if (got.length === 0 && h.unloaded > 0) {
@@ -526,6 +563,7 @@ export class Frontier {
         h.unloaded = 0
       }
     }, (err) => {
+      this.buffered -= want
       log.extend('error')('refilling %s: %s', h.host, err.message)
     }).finally(() => {
       h.refilling = false
@@ -566,15 +604,25 @@ export class Frontier {
     this.checkIdle()
   }
 
+  /** A page lease is over: forget its key and URL (and the host's set once empty: one per host adds up). */
+  private unlease (lease: Lease): void {
+    const keys = this.leasedKeys.get(lease.host)
+    if (keys != null) {
+      keys.delete(lease.key)
+      if (keys.size === 0) this.leasedKeys.delete(lease.host)
+    }
+    this.leasedUrls.delete(lease.entry.url)
+  }
+
   /** Fetch it again later (retryable failure): it goes back to the head of its host's queue. */
   retry (lease: Lease, at: number): void {
     const h = this.hosts.get(lease.host)
     if (h == null) return
-    this.leasedKeys.get(lease.host)?.delete(lease.key)
-    this.leasedUrls.delete(lease.entry.url)
+    this.unlease(lease)
     this.fetched(lease)
     this.leased--
     h.buffer.unshift({ key: lease.key, entry: lease.entry, attempts: lease.attempts + 1 })
+    this.buffered++
     h.nextAt = Math.max(h.nextAt, at, this.clock.now() + h.delay)
     this.schedule(h)
     this.pump()
@@ -622,8 +670,7 @@ export class Frontier {
       }
     } finally {
       this.deleting.delete(lease.key)
-      this.leasedKeys.get(lease.host)?.delete(lease.key)
-      this.leasedUrls.delete(lease.entry.url)
+      this.unlease(lease)
       this.queuedTotal--
       this.leased--
       if (lease.released !== true) {
@@ -632,9 +679,20 @@ export class Frontier {
         h.inflight--
         this.schedule(h)
       }
+      if (h.queued === 0 && h.inflight === 0) this.forgetIdle(h)
       this.pump()
       this.checkIdle()
     }
+  }
+
+  /**
+   * Nothing of this host is left here: drop what only its work needed, so that a crawl of many
+   * hosts keeps a small record per host, not its robots rules and a grown buffer. The rules come
+   * back from the robots cache or the disk when the host has work again (see `leaseFrom`).
+   */
+  private forgetIdle (h: HostState): void {
+    if (this.robots != null) h.rules = undefined
+    if (h.buffer.length === 0) h.buffer = []
   }
 
   /** The ring changed: hosts this peer now owns become eligible (it already holds their entries). */
@@ -698,7 +756,9 @@ export class Frontier {
     const h = this.hosts.get(host)
     if (h == null || keys.length === 0) return
     const gone = new Set(keys)
+    const before = h.buffer.length
     h.buffer = h.buffer.filter(s => !gone.has(s.key))
+    this.buffered -= before - h.buffer.length
     h.queued -= keys.length
     this.queuedTotal -= keys.length
     // What stays on disk: the leases out now (already read), the buffer, and entries past
@@ -712,9 +772,10 @@ export class Frontier {
 
   /**
    * Take over entries another peer queued (it died, or handed the host over): queue them here even
-   * though the seen set knows them (as queued, by replication). Resolves once on disk.
+   * though the seen set knows them (as queued, by replication). Resolves once on disk and, unless
+   * `waitForReplicas: false`, copied to the hosts' replicas.
    */
-  async adopt (entries: FrontierEntry[]): Promise<number> {
+  async adopt (entries: FrontierEntry[], opts: { waitForReplicas?: boolean } = {}): Promise<number> {
     if (entries.length === 0) return 0
     const ops: BatchOp[] = []
     const admitted: Array<{ h: HostState, slot: Slot }> = []
@@ -745,7 +806,20 @@ export class Frontier {
       for (const { h } of admitted) h.unloaded++
       for (const { h } of admitted) this.schedule(h)
       this.pump()
-      if (this.replicator != null) await this.replicator.entries(admitted.map(({ h, slot }) => ({ host: h.host, key: slot.key, entry: slot.entry })))
+      if (this.replicator != null) {
+        const copies = this.replicator.entries(admitted.map(({ h, slot }) => ({ host: h.host, key: slot.key, entry: slot.entry })))
+        if (opts.waitForReplicas === false) {
+          // The caller must not wait on other peers (a meta apply: see ReplicaStore.apply); the
+          // admission still counts as under way (not idle) until the copies are acknowledged.
+          this.addsInFlight++
+          void copies.finally(() => {
+            this.addsInFlight--
+            this.checkIdle()
+          })
+        } else {
+          await copies
+        }
+      }
       return admitted.length
     } finally {
       this.addsInFlight--
@@ -753,11 +827,16 @@ export class Frontier {
     }
   }
 
+  /** Page leases of a host out now (a hand-off waits for them to finish before it says `handed`). */
+  inflightOf (host: string): number {
+    return this.leasedKeys.get(host)?.size ?? 0
+  }
+
   /** Per-host view, for status pages and tests. */
-  hostInfo (host: string): { queued: number, inflight: number, admitted: number, delay: number } | undefined {
+  hostInfo (host: string): { queued: number, inflight: number, admitted: number, delay: number, buffered: number, unloaded: number, handing: boolean, inHeap: boolean, robots: string } | undefined {
     const h = this.hosts.get(host)
     if (h == null) return undefined
-    return { queued: h.queued, inflight: h.inflight, admitted: h.admitted, delay: h.delay }
+    return { queued: h.queued, inflight: h.inflight, admitted: h.admitted, delay: h.delay, buffered: h.buffer.length, unloaded: h.unloaded, handing: this.handing.has(host), inHeap: h.inHeap, robots: h.robots }
   }
 }
 

@@ -120,7 +120,7 @@ export class Peer {
     if (this.running) return
     const cfg = this.config
     await mkdir(this.dataDir, { recursive: true })
-    this.store = new Store(storePath(this.dataDir), { clock: this.clock, batchMaxOps: cfg.batchMaxOps, batchMaxWait: cfg.batchMaxWait })
+    this.store = new Store(storePath(this.dataDir), { clock: this.clock, batchMaxOps: cfg.batchMaxOps, batchMaxWait: cfg.batchMaxWait, batchMaxQueued: cfg.batchMaxQueued, maxOpenFiles: cfg.storeMaxOpenFiles })
     await this.store.open().catch((err: any) => {
       const why = String(err?.cause?.message ?? err.message)
       if (/\bLOCK\b|lock hold|already held|Resource temporarily unavailable/i.test(why)) {
@@ -184,6 +184,7 @@ export class Peer {
       maxPages: cfg.maxPages,
       recrawlAfter: cfg.recrawlAfter,
       hostBuffer: cfg.hostBuffer,
+      maxBufferedUrls: cfg.maxBufferedUrls,
       seenFilterBits: cfg.seenFilterBits,
       seenCacheSize: cfg.seenCacheSize
     })
