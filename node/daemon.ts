@@ -20,6 +20,7 @@ import { ReplicaStore } from './replicas.js'
 import { queryPeer } from '../protocols/query/client.js'
 
 const log = debug('shoal:daemon')
+const stateLog = debug('shoal:daemon:state')
 
 export interface DaemonInit {
   /** Everything of this peer: its key, its LevelDB. */
@@ -109,8 +110,14 @@ export class Daemon {
     })
     await this.blockService.start()
     this.meta = new MetaTransport({ libp2p: this.network.libp2p }, {
-      onApply: async (_from, ops) => {
+      onApply: async (from, ops) => {
         if (this.replicaStore == null) throw new Error('this peer is still starting')
+        if (ops.some(op => op.k === 'handed' && op.h === HANDED_ALL)) {
+          this.handedAll.set(from, Date.now())
+          log('%s handed over every host it held', shortId(from))
+          this.peer.frontier.refreshOwnership()
+          ops = ops.filter(op => !(op.k === 'handed' && op.h === HANDED_ALL))
+        }
         await this.replicaStore.apply(ops as MetaOp[])
       }
     })
@@ -135,6 +142,7 @@ export class Daemon {
     this.replicaStore = new ReplicaStore(this.peer.store, this.peer.frontier,
       (host) => this.settled && (this.ring.owner(host) ?? this.peerId) === this.peerId)
     this.replicaStore.onHanded = (host) => {
+      log('%s handed over', host)
       this.handed.set(host, Date.now())
       this.peer.frontier.refreshOwnership()
     }
@@ -156,22 +164,22 @@ export class Daemon {
       // A peer joined: tell it the seeds (the scope) it missed.
       if (members.some(m => !this.ring.has(m)) && this.peer.seedList.length > 0) this.seedGossip.publish([...this.peer.seedList])
       this.ring = Ring.of(members, { vnodes: init.vnodes })
+      this.membershipChangedAt = Date.now()
       this.say(`ring: ${members.length} peers (${members.map(shortId).join(' ')})`)
       if (!this.settled) return
-      this.previousRing = previous
-      this.ringChangedAt = Date.now()
+      this.moved(previous)
       this.peer.frontier.refreshOwnership()
       this.rebalance(previous)
     })
     this.membership.start()
     // Until it has heard the cluster, a joining peer's ring holds only itself: it would own every
-    // host. It decides nothing (leases no host, takes over nothing) until it has joined and heard a
-    // round of heartbeats; the first peer of a cluster settles at once.
+    // host. It decides nothing (leases no host, takes over nothing) until it has joined and its
+    // member list has stopped growing; the first peer of a cluster settles at once.
     const startRing = this.ring
     void this.network.joined().then(async () => {
       const alone = (init.bootstrap ?? []).every(a => a.endsWith(this.peerId))
-      if (!alone) await new Promise(resolve => setTimeout(resolve, 2 * this.heartbeatInterval))
-      this.settle(startRing, !alone)
+      if (alone) this.settle(startRing, false)
+      else await this.settleWhenStable(startRing)
     })
     this.watchForFreeze()
     this.repairTimer = setInterval(() => { this.repair() }, REPAIR_INTERVAL)
@@ -197,7 +205,9 @@ export class Daemon {
   }
 
   async stop (): Promise<void> {
+    this.stopping = true
     if (this.freezeTimer != null) clearInterval(this.freezeTimer)
+    if (this.holdTimer != null) clearTimeout(this.holdTimer)
     if (this.repairTimer != null) clearInterval(this.repairTimer)
     await this.api?.stop()
     this.seedGossip?.stop()
@@ -225,13 +235,40 @@ export class Daemon {
    * peers that held them meanwhile.
    */
   private settle (from: Ring, rejoining: boolean): void {
+    log('settled (%s) on a ring of %d', rejoining ? 'rejoining' : 'first', this.ring.size)
     this.settled = true
-    if (rejoining) {
-      this.previousRing = this.ring.without(this.peerId)
-      this.ringChangedAt = Date.now()
-    }
+    this.transitions = []
+    // The others went on without this peer: what it owns now, they held.
+    if (rejoining) this.moved(this.ring.without(this.peerId))
     this.peer.frontier.refreshOwnership()
     this.rebalance(from)
+  }
+
+  private stopping = false
+  private membershipChangedAt = 0
+  /** Bumped each time this peer un-settles (a freeze): an older wait to settle gives up. */
+  private settleRound = 0
+
+  /**
+   * Settle as a peer joining a cluster that runs (started, restarted or woken from a freeze) once
+   * its ring shows the cluster: it has heard another member and no member has come or gone for
+   * 1.5 heartbeat intervals (every live peer beats once an interval, and a joining peer's
+   * subscription makes them beat at once). A fixed wait was not enough: a peer that settled on a
+   * ring of one, under load, owned every host at once, without waiting for their hand-off. Past the
+   * silence timeout it settles on what it has.
+   */
+  private async settleWhenStable (from: Ring): Promise<void> {
+    const round = this.settleRound
+    const began = Date.now()
+    const quiet = 1.5 * this.heartbeatInterval
+    while (true) {
+      await new Promise(resolve => setTimeout(resolve, this.heartbeatInterval / 4).unref())
+      if (this.stopping || this.settled || round !== this.settleRound) return
+      const now = Date.now()
+      const heard = this.ring.size > 1 && now - this.membershipChangedAt >= quiet && now - began >= quiet
+      if (heard || now - began >= this.silenceTimeout + quiet) break
+    }
+    this.settle(from, true)
   }
 
   private freezeTimer?: NodeJS.Timeout
@@ -243,6 +280,11 @@ export class Daemon {
    * owns sends its state to its replicas again (idempotent on their side).
    */
   private repair (): void {
+    if (stateLog.enabled) {
+      for (const host of this.peer.frontier.hostsWithWork()) {
+        stateLog('%s owner %s owns %s %o', host, shortId(this.ring.owner(host) ?? this.peerId), this.owns(host), this.peer.frontier.hostInfo(host))
+      }
+    }
     // Queued URLs of hosts this peer does not own: hand them over (self-healing after ring churn).
     if (this.settled && this.peer.frontier.hostsWithWork().some(h => (this.ring.owner(h) ?? this.peerId) !== this.peerId)) {
       this.rebalance(this.ring)
@@ -263,56 +305,103 @@ export class Daemon {
   /**
    * A peer that was stopped (SIGSTOP, a VM paused) has been dropped from the others' rings while
    * its own still shows them all. When its timers fire far too late, it un-settles: it stops
-   * leasing, waits for a round of heartbeats, and settles again as a rejoining peer.
+   * leasing, waits until its ring shows the cluster again, and settles as a rejoining peer.
    */
   private watchForFreeze (): void {
-    let last = Date.now()
+    this.lastTick = Date.now()
     this.freezeTimer = setInterval(() => {
-      const now = Date.now()
-      const gap = now - last
-      last = now
-      if (gap < this.silenceTimeout || !this.settled) return
-      this.say(`this peer was frozen for ${(gap / 1000).toFixed(1)} s; rejoining`)
-      this.settled = false
-      this.peer.frontier.refreshOwnership()
-      const from = this.ring
-      setTimeout(() => { this.settle(from.without(this.peerId), true) }, 2 * this.heartbeatInterval).unref()
+      this.frozen()
+      this.lastTick = Date.now()
     }, this.heartbeatInterval)
     this.freezeTimer.unref()
   }
 
-  /** The ring is known well enough to act on (see start). */
-  private settled = false
-  private previousRing?: Ring
-  private ringChangedAt = 0
-  /** Hosts whose previous owner said it handed everything over, and when. */
-  private readonly handed = new Map<string, number>()
+  private lastTick = 0
 
   /**
-   * Does this peer crawl `host` now? Its owner on the ring, once settled; and for a host that just
-   * moved here from a peer still alive, only once that peer has handed it over (or after
-   * HANDOFF_TIMEOUT), so no page that peer fetched is fetched again and two peers never crawl the
-   * host at once.
+   * Was this peer frozen (its timer a silence timeout late)? Then it un-settles. Asked by the
+   * watchdog timer and before every lease (`owns`): after a SIGCONT, a response or a timer of the
+   * fetcher can come before the watchdog's, and a lease then would fetch a page of a host that
+   * another peer crawls meanwhile.
+   */
+  private frozen (): boolean {
+    const now = Date.now()
+    const gap = now - this.lastTick
+    if (gap < this.silenceTimeout) return false
+    this.lastTick = now
+    if (!this.settled) return true
+    this.say(`this peer was frozen for ${(gap / 1000).toFixed(1)} s; rejoining`)
+    this.settled = false
+    this.settleRound++
+    this.transitions = []
+    this.peer.frontier.refreshOwnership()
+    const from = this.ring.without(this.peerId)
+    void this.settleWhenStable(from)
+    return true
+  }
+
+  /** The ring is known well enough to act on (see start). */
+  private settled = false
+  /**
+   * The ring changes of the last HANDOFF_TIMEOUT, each with the ring before it, oldest first. A
+   * host that moved here in any of them from a peer still alive waits for that peer's `handed`:
+   * only the last change would not do, since a second change (a peer flapping under load) would
+   * make a host look as if it had been here all along.
+   */
+  private transitions: Array<{ before: Ring, at: number }> = []
+  /** Hosts whose previous owner said it handed everything over, and when. */
+  private readonly handed = new Map<string, number>()
+  /**
+   * Peers that said they handed over every host they held when this peer joined, and when: a host
+   * they never knew (first met after the join) has nothing to wait for.
+   */
+  private readonly handedAll = new Map<string, number>()
+
+  /** The ring changed (or this peer rejoined): remember what it was before, for `owns`. */
+  private moved (before: Ring): void {
+    const now = Date.now()
+    this.transitions = this.transitions.filter(t => now - t.at < HANDOFF_TIMEOUT)
+    this.transitions.push({ before, at: now })
+    for (const [host, at] of this.handed) if (now - at > 2 * HANDOFF_TIMEOUT) this.handed.delete(host)
+  }
+
+  /**
+   * Does this peer crawl `host` now? Its owner on the ring, once settled and not frozen; and for a
+   * host that moved here in the last HANDOFF_TIMEOUT from a peer still alive, only once that peer
+   * has handed it over (its queue, then, once what it had in flight is finished, its records), so
+   * no page that peer fetched is fetched again and two peers never crawl the host at once. The
+   * timeout covers a previous owner that never knew the host, or could not reach this peer.
    */
   private owns (host: string): boolean {
-    if (!this.settled) return false
+    if (!this.settled || this.frozen()) return false
     if ((this.ring.owner(host) ?? this.peerId) !== this.peerId) return false
-    const before = this.previousRing?.owner(host)
-    if (before == null || before === this.peerId || !this.ring.has(before)) return true
-    const handedAt = this.handed.get(host)
-    if (handedAt != null && handedAt >= this.ringChangedAt - HANDOFF_TIMEOUT) return true
-    if (Date.now() - this.ringChangedAt >= HANDOFF_TIMEOUT) return true
-    this.scheduleHoldEnd()
-    return false
+    if (this.transitions.length === 0) return true
+    const now = Date.now()
+    for (const t of this.transitions) {
+      if (now - t.at >= HANDOFF_TIMEOUT) continue
+      const before = t.before.owner(host)
+      if (before == null || before === this.peerId || !this.ring.has(before)) continue
+      const handedAt = this.handed.get(host)
+      if (handedAt != null && handedAt >= t.at - HANDOFF_TIMEOUT) continue
+      const allAt = this.handedAll.get(before)
+      if (allAt != null && allAt >= t.at - HANDOFF_TIMEOUT) continue
+      this.scheduleHoldEnd(t.at + HANDOFF_TIMEOUT)
+      return false
+    }
+    return true
   }
 
   private holdTimer?: NodeJS.Timeout
-  private scheduleHoldEnd (): void {
-    if (this.holdTimer != null) return
+  private holdUntil = Infinity
+  private scheduleHoldEnd (at: number): void {
+    if (this.holdTimer != null && this.holdUntil <= at) return
+    if (this.holdTimer != null) clearTimeout(this.holdTimer)
+    this.holdUntil = at
     this.holdTimer = setTimeout(() => {
       this.holdTimer = undefined
+      this.holdUntil = Infinity
       this.peer?.frontier.refreshOwnership()
-    }, Math.max(0, this.ringChangedAt + HANDOFF_TIMEOUT - Date.now()) + 10)
+    }, Math.max(0, at - Date.now()) + 10)
     this.holdTimer.unref()
   }
 
@@ -324,11 +413,10 @@ export class Daemon {
    * it, from the ring the first pass started with):
    * 1. hosts this peer held copies of and now owns (their owner died or left): their queued URLs
    *    enter its frontier (and are copied to their new replicas on the way);
-   * 2. hosts it owns whose replica set gained a peer: that peer gets their queued URLs, records
-   *    and bodies;
-   * 3. hosts it owned and lost (a peer joined or came back): the new owner gets their records and
-   *    seen marks over /shoal/meta, then their queued URLs as links; they are forgotten here once
-   *    the owner has them.
+   * 2. hosts it lost (a peer joined or came back), and hosts it holds queued URLs of without
+   *    owning them: handed to their owner (see `handOff`);
+   * 3. hosts it owns whose replica set gained a peer: that peer gets their queued URLs, records
+   *    and bodies.
    */
   private rebalance (previous: Ring): void {
     this.rebalanceFrom ??= previous
@@ -349,52 +437,121 @@ export class Daemon {
     const owns = (host: string): boolean => (now.owner(host) ?? self) === self
     const taken = await this.replicaStore?.promote(owns) ?? 0
     if (taken > 0) this.say(`took over ${taken} queued URLs of peers that left`)
-    for (const { host, origin } of this.peer.frontier.knownHosts()) {
-      const ownerNow = now.owner(host) ?? self
-      const ownerBefore = old.owner(host) ?? self
-      if (ownerNow === self) {
-        const before = new Set(ownerBefore === self ? this.replication.replicasOf(host, old) : [])
-        const gained = this.replication.replicasOf(host).filter(p => !before.has(p))
-        for (const peer of gained) await this.sendHostState(peer, host, origin, true)
-      } else if (ownerBefore === self || this.peer.frontier.hostsWithWork().includes(host)) {
-        // Hosts it owned, and any host it holds queued URLs of without owning it (links it kept
-        // past the hop limit, copies it took over under a ring that has changed since).
-        if (ownerBefore === self) await this.sendHostState(ownerNow, host, origin, false)
-        const entries = await this.peer.frontier.hostEntries(host)
-        try {
-          if (entries.length > 0 && (this.ring.owner(host) ?? self) !== self) {
-            await this.peer.router.route(entries.map(({ entry }) => ({
-              url: entry.url, depth: entry.depth, referrer: entry.referrer, redirects: entry.redirects
-            })), { skipScope: true })
-            if ((this.ring.owner(host) ?? self) === self) {
-              // The ring gave the host back meanwhile: the links came home and were already queued.
-              this.peer.frontier.keep(host)
-              continue
-            }
-            await this.peer.frontier.release(host, entries.map(e => e.key))
-            this.say(`handed ${entries.length} queued URLs of ${host} to ${shortId(ownerNow)}`)
-          } else {
-            this.peer.frontier.keep(host)
-          }
-          await this.replication.sendAll(new Map([[ownerNow, [{ k: 'handed', h: host }]]]))
-        } catch (err: any) {
-          this.peer.frontier.keep(host)
-          this.say(`hand-off of ${host} failed (${err.message}); kept here`)
-        }
+    const hosts = this.peer.frontier.knownHosts()
+    const withWork = new Set(this.peer.frontier.hostsWithWork())
+    // Hosts lost first, a few at a time: their new owner waits for them before it crawls them.
+    // Hosts it owned, and any host it holds queued URLs of without owning it (links it kept past
+    // the hop limit, copies it took over under a ring that has changed since).
+    const lost = hosts.filter(({ host }) => (now.owner(host) ?? self) !== self && ((old.owner(host) ?? self) === self || withWork.has(host)))
+    let next = 0
+    let allHanded = true
+    await Promise.all(Array.from({ length: Math.min(HANDOFFS_AT_ONCE, lost.length) }, async () => {
+      while (next < lost.length) {
+        const { host, origin } = lost[next++]
+        if (!await this.handOff(host, origin, now.owner(host) ?? self)) allHanded = false
       }
+    }))
+    // Peers new on the ring wait for the hosts they took from this one; the hosts it held are
+    // handed one by one above, and this says there is no other (a host it never knew, first met
+    // after the join, need not wait out HANDOFF_TIMEOUT). Only when every hand-off went through.
+    if (allHanded) {
+      await Promise.all(now.peers.filter(p => p !== self && !old.has(p)).map(async p => { await this.sendHandedAll(p) }))
+    }
+    for (const { host, origin } of hosts) {
+      const ownerBefore = old.owner(host) ?? self
+      if ((now.owner(host) ?? self) !== self) continue
+      const before = new Set(ownerBefore === self ? this.replication.replicasOf(host, old) : [])
+      const gained = this.replication.replicasOf(host).filter(p => !before.has(p))
+      for (const peer of gained) await this.sendHostState(peer, host, origin, true)
     }
   }
 
-  /** What a peer needs to hold a host: its records (and bodies) and, for a replica, its queued URLs. */
-  private async sendHostState (peer: string, host: string, origin: string, withEntries: boolean): Promise<void> {
+  /**
+   * Hand a host this peer no longer owns to its owner: its queued URLs as links (the owner admits
+   * what it has not seen), then, once the leases out here have finished (this peer stopped leasing
+   * the host when its ring changed), its records and bodies, then `handed`. The owner crawls the
+   * host only after `handed` (see `owns`), so nothing this peer fetched, or had in flight, is
+   * fetched again, and the host's politeness is never kept by both at once.
+   */
+  private async handOff (host: string, origin: string, owner: string): Promise<boolean> {
+    const self = this.peerId
+    const entries = await this.peer.frontier.hostEntries(host)
+    try {
+      if (entries.length > 0 && (this.ring.owner(host) ?? self) !== self) {
+        await this.peer.router.route(entries.map(({ entry }) => ({
+          url: entry.url, depth: entry.depth, referrer: entry.referrer, redirects: entry.redirects
+        })), { skipScope: true })
+        if ((this.ring.owner(host) ?? self) === self) {
+          // The ring gave the host back meanwhile: the links came home and were already queued.
+          this.peer.frontier.keep(host)
+          return true
+        }
+        await this.peer.frontier.release(host, entries.map(e => e.key))
+      } else {
+        this.peer.frontier.keep(host)
+      }
+    } catch (err: any) {
+      this.peer.frontier.keep(host)
+      this.say(`hand-off of ${host} failed (${err.message}); kept here`)
+      return false
+    }
+    const until = Date.now() + DRAIN_TIMEOUT
+    while (this.peer.frontier.inflightOf(host) > 0 && Date.now() < until && !this.stopping) {
+      await new Promise(resolve => setTimeout(resolve, 20))
+    }
+    // Records, then `handed`, tried again with backoff: a peer that just restarted is often dialled
+    // first at the address it had before. Without the records the owner would fetch again what was
+    // done here, so there is no `handed` without them; past the retries the owner waits out
+    // HANDOFF_TIMEOUT (an owner that can't be reached leaves the ring meanwhile).
+    for (let attempt = 0; ; attempt++) {
+      if ((this.ring.owner(host) ?? self) !== owner || this.stopping) return false // a later pass hands it on
+      if (await this.sendHostState(owner, host, origin, false) &&
+          await this.replication.sendAll(new Map([[owner, [{ k: 'handed', h: host }]]]))) break
+      if (attempt === HANDOFF_RETRIES) {
+        this.say(`hand-off of ${host} to ${shortId(owner)}: not acknowledged`)
+        return false
+      }
+      log('hand-off of %s to %s not acknowledged; again', host, shortId(owner))
+      await new Promise(resolve => setTimeout(resolve, HANDOFF_RETRY_DELAY * 2 ** attempt))
+    }
+    this.say(`handed ${host} to ${shortId(owner)} (${entries.length} queued URLs)`)
+    return true
+  }
+
+  /** Tell a peer new on the ring that every host it took from this one was handed over (with retries). */
+  private async sendHandedAll (peer: string): Promise<void> {
+    for (let attempt = 0; attempt <= HANDOFF_RETRIES; attempt++) {
+      if (!this.ring.has(peer) || this.stopping) return
+      if (await this.replication.sendAll(new Map([[peer, [{ k: 'handed', h: HANDED_ALL }]]]))) return
+      await new Promise(resolve => setTimeout(resolve, HANDOFF_RETRY_DELAY * 2 ** attempt))
+    }
+  }
+
+  /**
+   * What a peer needs to hold a host: its records (and bodies, first, up to BLOCK_COPIES at once)
+   * and, for a replica, its queued URLs. Resolves true once the peer has acknowledged them all.
+   */
+  private async sendHostState (peer: string, host: string, origin: string, withEntries: boolean): Promise<boolean> {
     const ops: MetaOp[] = []
+    let ok = true
+    let bodies: Array<Promise<void>> = []
+    const copy = async (cid: string): Promise<void> => {
+      const bytes = await this.peer.blocks.get(cid).catch(() => undefined)
+      if (bytes == null) return
+      await this.blockClient.put(peer, bytes).then(() => {}, () => {
+        ok = false
+        this.replication.stats.underReplicated++
+      })
+    }
     for await (const rec of this.peer.metadata.recordsOf(origin)) {
-      if (rec.cid != null) {
-        const bytes = await this.peer.blocks.get(rec.cid).catch(() => undefined)
-        if (bytes != null) await this.blockClient.put(peer, bytes).catch(() => { this.replication.stats.underReplicated++ })
+      if (rec.cid != null) bodies.push(copy(rec.cid))
+      if (bodies.length >= BLOCK_COPIES) {
+        await Promise.all(bodies)
+        bodies = []
       }
       ops.push({ k: 'record', rec })
     }
+    await Promise.all(bodies)
     if (withEntries) {
       for (const { key, entry } of await this.peer.frontier.allHostEntries(host)) {
         const op: MetaOp = { k: 'entry', h: host, key, u: entry.url, d: entry.depth }
@@ -403,7 +560,8 @@ export class Daemon {
         ops.push(op)
       }
     }
-    if (ops.length > 0) await this.replication.sendAll(new Map([[peer, ops]]))
+    if (ops.length === 0) return ok
+    return await this.replication.sendAll(new Map([[peer, ops]])) && ok
   }
 
   /**
@@ -525,8 +683,24 @@ const MAX_FORWARD_HOPS = 3
 /** How often copies that replicas failed to acknowledge are sent again. */
 const REPAIR_INTERVAL = 10_000
 
+/** The host name of a `handed` op that covers every host the sender held. */
+const HANDED_ALL = '*'
+
 /** A host that moved here from a live peer waits at most this long for its hand-off. */
 const HANDOFF_TIMEOUT = 10_000
+
+/** A hand-off waits at most this long for the host's leases out here to finish (well within HANDOFF_TIMEOUT). */
+const DRAIN_TIMEOUT = 5_000
+
+/** A hand-off not acknowledged is tried again this many times, after 0.5, 1, 2 and 4 s (within HANDOFF_TIMEOUT). */
+const HANDOFF_RETRIES = 4
+const HANDOFF_RETRY_DELAY = 500
+
+/** Hosts handed off at once in a rebalancing pass. */
+const HANDOFFS_AT_ONCE = 8
+
+/** Bodies copied to a peer at once when it takes a host over or becomes one of its replicas. */
+const BLOCK_COPIES = 16
 
 /** Copies of each host: its owner and one successor. */
 export const DEFAULT_REPLICAS = 2

@@ -29,9 +29,22 @@ export class ReplicaStore {
    */
   constructor (private readonly store: Store, private readonly frontier: Frontier, private readonly ownsNow: (host: string) => boolean = () => false) {}
 
-  /** Apply an owner's operations; resolves once they are on disk. */
+  /**
+   * Apply an owner's operations; resolves once they are on disk here. It never waits on another
+   * peer: the meta protocol applies one batch at a time per stream, so an apply that waited for
+   * its own copies to reach a peer that is, at that moment, applying a batch of ours would wait
+   * for the ack timeout (two peers that both believe they own a host during a hand-off did).
+   */
   async apply (ops: ReplicaOp[]): Promise<void> {
     const writes: BatchOp[] = []
+    // A copy of an entry must not turn a fetched URL back into a queued one: the owner may send
+    // copies of entries done here since (a restarted owner sends what it had queued when it died).
+    const entryUrls = ops.filter(op => op.k === 'entry').map(op => (op as { u: string }).u)
+    const known = new Map<string, number | undefined>()
+    if (entryUrls.length > 0) {
+      const values = await this.frontier.seen.lookup(entryUrls)
+      entryUrls.forEach((u, i) => known.set(u, values[i]))
+    }
     const marked: string[] = []
     const drops: string[] = []
     const handed: string[] = []
@@ -50,8 +63,11 @@ export class ReplicaStore {
           if (op.r != null) entry.referrer = op.r
           if (op.x != null) entry.redirects = op.x
           writes.push({ type: 'put', sublevel: 'replicas', key: op.h + SEP + op.key, value: entry })
-          writes.push(this.frontier.seen.mark(op.u, 0))
-          marked.push(op.u)
+          const seen = this.frontier.seen.peek(op.u) ?? known.get(op.u)
+          if (seen === undefined || seen <= 0) {
+            writes.push(this.frontier.seen.mark(op.u, 0))
+            marked.push(op.u)
+          }
           break
         }
         case 'done':
@@ -79,7 +95,7 @@ export class ReplicaStore {
     }
     await this.store.write(writes)
     this.frontier.seen.landed(marked)
-    if (adopt.length > 0) await this.frontier.adopt(adopt)
+    if (adopt.length > 0) await this.frontier.adopt(adopt, { waitForReplicas: false })
     for (const host of drops) await this.dropHost(host)
     for (const host of handed) this.onHanded?.(host)
   }

@@ -95,16 +95,22 @@ export class Replication implements Replicator {
     await this.sendAll(byPeer)
   }
 
-  /** Send every peer its operations, in parallel; a failure is counted, not thrown. */
-  async sendAll (byPeer: Map<string, MetaOp[]>): Promise<void> {
-    await Promise.all([...byPeer].map(async ([peer, ops]) => {
+  /**
+   * Send every peer its operations, in parallel; a failure is counted, not thrown. Resolves true
+   * when every peer acknowledged its operations.
+   */
+  async sendAll (byPeer: Map<string, MetaOp[]>): Promise<boolean> {
+    const acked = await Promise.all([...byPeer].map(async ([peer, ops]) => {
       try {
         await this.components.sendMeta(peer, ops)
         this.stats.opsReplicated += ops.length
+        return true
       } catch (err: any) {
         this.stats.underReplicated += ops.length
         log('%d operations to %s not acknowledged: %s', ops.length, peer, err.message)
+        return false
       }
     }))
+    return acked.every(Boolean)
   }
 }

@@ -30,7 +30,10 @@ export interface SeenOp { k: 'seen', u: string, at: number }
 export interface RecordOp { k: 'record', rec: UrlRecord }
 /** This peer is neither owner nor replica of host `h` any more: it may forget it. */
 export interface DropOp { k: 'drop', h: string }
-/** The previous owner of host `h` has sent its records, seen marks and queue: the new owner may start. */
+/**
+ * The previous owner of host `h` has sent its queue, finished what it had in flight and sent its
+ * records and seen marks: the new owner may start crawling `h`.
+ */
 export interface HandedOp { k: 'handed', h: string }
 
 export type Op = EntryOp | DoneOp | SeenOp | RecordOp | DropOp | HandedOp

@@ -42,7 +42,9 @@ export interface MetaTransportInit {
   /**
    * Make a received batch durable: store entries, records and seen marks, forget dropped hosts.
    * The batch is acked only once this resolves; a rejection is sent back as a nack with
-   * `retry: true`. Called one batch at a time per inbound stream, in the order the sender sent them.
+   * `retry: true`. Called one batch at a time per inbound stream, in the order the sender sent them,
+   * so it must never wait on another peer: two peers applying each other's batches would each wait
+   * for the other's ack until the ack timeout.
    */
   onApply: (from: string, ops: Op[]) => Promise<void>
   /** Ops in one batch. @default 2000 */

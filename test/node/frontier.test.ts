@@ -219,4 +219,19 @@ describe('frontier', () => {
     }
     assert.deepEqual(got, [`${A}/x`, `${A}/y`])
   })
+
+  it('fetches a URL queued twice once: its second entry is dropped while the first is in flight', async () => {
+    const f = await open()
+    await f.add([{ url: `${A}/1`, depth: 1 }])
+    const first = await f.take() as Lease
+    f.fetched(first) // the host's slot is free again; the page is still being processed
+    // The same URL comes back as a copy to adopt (a hand-off while this peer still held it).
+    assert.equal(await f.adopt([{ url: `${A}/1`, depth: 1 }, { url: `${A}/2`, depth: 1 }]), 2)
+    const next = await f.take() as Lease
+    assert.equal(next.entry.url, `${A}/2`, 'the second entry of /1 is not leased')
+    await f.complete(first, [], 'fetched', clock.now())
+    await done(f, next)
+    assert.equal(f.idle, true)
+    assert.equal(f.queued, 0)
+  })
 })

@@ -50,6 +50,49 @@ describe('replica store', () => {
     await store.close()
   })
 
+  it('never turns a URL fetched here back into a queued one when a copy of its entry comes late', async () => {
+    const store = new Store(await dirs.make())
+    await store.open()
+    const frontier = new Frontier({ store, ownership: { owns: () => true } }, { delay: 0 })
+    await frontier.start()
+    const replicas = new ReplicaStore(store, frontier)
+    // This peer took the host over and fetched /1; the host's owner comes back (restarted on its
+    // data dir) and copies what it had queued when it died.
+    await replicas.apply([{ k: 'record', rec: { url: `${A}/1`, status: 'fetched', fetchedAt: 1234, depth: 1 } }])
+    await replicas.apply([{ k: 'entry', h: HOST, key: 'k1', u: `${A}/1`, d: 1 }, { k: 'entry', h: HOST, key: 'k2', u: `${A}/2`, d: 1 }])
+    assert.deepEqual(await frontier.seen.lookup([`${A}/1`, `${A}/2`]), [1234, 0])
+    assert.equal(await replicas.promote(() => true), 1, 'only /2 is taken over')
+    await frontier.stop()
+    await store.close()
+  })
+
+  // Regression: the meta protocol applies one batch at a time per stream. An apply that waited for
+  // its own copies to reach a peer applying a batch of ours at that moment (both believing they
+  // owned the host, during a hand-off) waited for the ack timeout on both sides: the join stall.
+  it('takes entries of a host it owns into its frontier without waiting for their copies to reach other peers', async () => {
+    const store = new Store(await dirs.make())
+    await store.open()
+    let acknowledge!: () => void
+    const acked = new Promise<void>((resolve) => { acknowledge = resolve })
+    const replicator = { entries: async () => { await acked }, done: async () => {} }
+    const frontier = new Frontier({ store, replicator, ownership: { owns: () => true } }, { delay: 0 })
+    await frontier.start()
+    const replicas = new ReplicaStore(store, frontier, () => true)
+    const applied = replicas.apply([{ k: 'entry', h: HOST, key: 'k1', u: `${A}/1`, d: 1 }])
+    const late = new Promise(resolve => setTimeout(() => resolve('waited on the replicas'), 1000))
+    assert.equal(await Promise.race([applied.then(() => 'applied'), late]), 'applied')
+    assert.equal(frontier.queued, 1, 'queued here')
+    assert.equal(frontier.idle, false, 'an admission under way until its copies are acknowledged')
+    acknowledge()
+    const l = await frontier.take() as Lease
+    frontier.fetched(l)
+    await frontier.complete(l, [], 'fetched', Date.now())
+    await frontier.whenIdle()
+    assert.equal(frontier.idle, true)
+    await frontier.stop()
+    await store.close()
+  })
+
   it('drops a host it no longer holds', async () => {
     const store = new Store(await dirs.make())
     await store.open()
