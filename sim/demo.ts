@@ -1,4 +1,7 @@
+import { spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { getHeapStatistics } from 'node:v8'
 import { ConfigError } from '../node/errors.js'
 import { FAULT_KINDS, parseFault, type Fault, type FaultKind } from './faults.js'
 import { runReal, type SimReport } from './run.js'
@@ -35,6 +38,17 @@ Faults (repeat a flag for more; K is a peer index: 0 … N−1 from the start, N
   --no-faults          no faults (by default, with 3 or more peers: --kill 1@30% --join N@50%)
   T is seconds after the seeds (12s) or a share of the expected pages fetched (30%).
 
+Model mode (one process, a virtual clock, a simulated network and web; seeded and deterministic):
+  --model              run the model instead of real peers (defaults: 50 peers, 50,000 pages, hosts
+                       pages/100, 1 s per-host delay); --peers, --pages, --hosts, --seed, --replicas,
+                       --delay apply; same seed and options, byte-identical report (--json, less "wall")
+  --fault SPEC         a fault of the model: KIND[:AMOUNT]@START[..END], KIND one of kill, restart,
+                       join, pause, partition, rolling-restart, mass-kill; AMOUNT a count (kill:3),
+                       a share of the peers (mass-kill:20%) or peers by index (kill:#2, partition:#0,1);
+                       START a virtual time (30s) or a share of the pages fetched (20%); END the same
+                       or +8s. E.g. --fault mass-kill:20%@30% --fault 'partition:50%@10s..+30s'
+  A large model (over 1 M pages) re-runs itself with a 4 GB heap.
+
 Exit code 0 when every invariant holds, 1 when one fails, 2 on a bad option.
 `
 
@@ -69,6 +83,8 @@ export async function runDemo (args: string[]): Promise<number> {
         pause: { type: 'string', multiple: true },
         partition: { type: 'string', multiple: true },
         'no-faults': { type: 'boolean' },
+        model: { type: 'boolean' },
+        fault: { type: 'string', multiple: true },
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' }
       },
@@ -82,6 +98,8 @@ export async function runDemo (args: string[]): Promise<number> {
     process.stdout.write(HELP)
     return 0
   }
+  if (values.model === true) return await runModelCli(args, values)
+  if (values.fault !== undefined) throw new ConfigError('--fault is for the model mode (--model); real peers take --kill, --restart, --join, --pause, --partition')
   const profile = values.profile ?? 'small'
   if (profile !== 'small' && profile !== 'large') throw new ConfigError(`--profile must be small or large, got "${profile}"`)
   const peers = int('peers', values.peers, 4)
@@ -162,4 +180,70 @@ export function formatReport (r: SimReport): string {
   for (const e of [...r.duplicates.examples, ...r.politeness.examples, ...r.sample.examples]) lines.push(`  ! ${e}`)
   lines.push(Object.values(r.invariants).every(Boolean) ? 'all invariants hold' : 'SOME INVARIANTS FAILED')
   return lines.join('\n') + '\n'
+}
+
+/** Model mode's heap: a large model re-runs itself with room (its young generation too: fewer GCs). */
+const MODEL_NODE_FLAGS = ['--max-old-space-size=4096', '--max-semi-space-size=256']
+const BIN = fileURLToPath(new URL('../bin/shoal.js', import.meta.url))
+
+async function runModelCli (args: string[], values: Record<string, unknown>): Promise<number> {
+  for (const k of ['kill', 'restart', 'join', 'pause', 'partition', 'realistic', 'profile', 'host-concurrency', 'heartbeat', 'silence', 'sample']) {
+    if (values[k] !== undefined) throw new ConfigError(`--${k} is for real peers; the model takes --fault SPEC (see shoal sim --help)`)
+  }
+  const pages = values.pages === undefined ? undefined : int('pages', values.pages as string, 50_000)
+  if ((pages ?? 0) > 1_000_000 && getHeapStatistics().heap_size_limit < 3.5 * 2 ** 30 && process.env.SHOAL_SIM_CHILD !== '1') {
+    const child = spawn(process.execPath, [...MODEL_NODE_FLAGS, BIN, 'sim', ...args], { stdio: 'inherit', env: { ...process.env, SHOAL_SIM_CHILD: '1' } })
+    return await new Promise<number>((resolve) => child.once('exit', (code) => resolve(code ?? 1)))
+  }
+  const { runModel } = await import('./model/index.js')
+  const json = values.json === true
+  if (!json) process.stdout.write('model mode: every peer in this process, on a virtual clock\n')
+  const report = await runModel({
+    peers: values.peers === undefined ? undefined : int('peers', values.peers as string, 50),
+    pages,
+    hosts: values.hosts === undefined ? undefined : int('hosts', values.hosts as string, 500),
+    seed: values.seed === undefined ? undefined : int('seed', values.seed as string, 1),
+    replicas: values.replicas === undefined ? undefined : int('replicas', values.replicas as string, 2),
+    delay: values.delay === undefined ? undefined : int('delay', values.delay as string, 1000, 0),
+    faults: (values.fault as string[] | undefined) ?? []
+  })
+  const ok = Object.values(report.invariants).every(Boolean)
+  if (json) {
+    process.stdout.write(JSON.stringify({ ...report, wallSeconds: report.wall?.wallSeconds, pagesPerSecond: report.wall?.pagesPerSecond }) + '\n')
+    return ok ? 0 : 1
+  }
+  const pct = (x: number): string => `${(x * 100).toFixed(1)} %`
+  const rows: Array<[string, string | number]> = [
+    ['peers (start → end)', `${report.peers} → ${report.peersAtEnd}, r = ${report.replicas}`],
+    ['hosts, pages', `${report.hosts}, ${report.pages}`],
+    ['pages expected (ground truth)', report.pagesExpected],
+    ['pages fetched', report.pagesFetched],
+    ['coverage', pct(report.coverage)],
+    ['lost URLs', report.lostUrls],
+    ['duplicate fetches (violations)', report.duplicateFetches],
+    ['re-fetched: in flight at a fault', report.inFlightAtFault],
+    ['re-fetched: during a partition', report.duplicatesDuringPartition],
+    ['re-fetched: all r copies down', report.duplicatesAfterDataLoss],
+    ['politeness violations', report.politenessViolations],
+    ['under-replicated records', report.underReplicated],
+    ['ring: busiest share / mean', report.ring.shareMaxOverMean],
+    ['links routed', `${report.linksRouted} in ${report.messagesRouted} messages, ${report.bytesPerLink} bytes a link`],
+    ['replication per stored page', `${report.replication.bytesPerStoredPage} bytes`],
+    ['virtual time', `${report.virtualSeconds} s (${report.pagesPerVirtualSecond} pages per virtual s)`],
+    ['wall time', `${report.wall?.wallSeconds} s, peak RSS ${report.wall?.peakRssMB} MB`]
+  ]
+  const lines = rows.map(([k, v]) => `  ${k.padEnd(34)} ${v}`)
+  if (report.faults.length > 0) {
+    lines.push('faults:')
+    for (const f of report.faults) {
+      const fo = f.failoverMedianSeconds === undefined ? '' : `, hosts fetched again after ${f.failoverMedianSeconds} s (median), ${f.failoverMaxSeconds} s (max)`
+      lines.push(`  ${f.spec.padEnd(34)} ${f.at < 0 ? 'never struck' : `at ${f.at} s`}, ${f.peerCount} peers${fo}`)
+    }
+  }
+  lines.push('invariants:')
+  for (const [k, v] of Object.entries(report.invariants)) lines.push(`  ${k.padEnd(34)} ${v ? 'ok' : 'FAILED'}`)
+  for (const x of report.samples.slice(0, 10)) lines.push(`  ! page ${x.page} of host ${x.host}, peer ${x.peer} at ${x.at} s: ${x.note}`)
+  lines.push(ok ? 'all invariants hold' : 'SOME INVARIANTS FAILED')
+  process.stdout.write(lines.join('\n') + '\n')
+  return ok ? 0 : 1
 }
