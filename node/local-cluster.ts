@@ -36,6 +36,8 @@ export interface LocalClusterInit {
   startTimeout?: number
   /** Extra environment for the peers (e.g. DEBUG). */
   env?: Record<string, string>
+  /** Extra environment for peer `index` only, over `env` (e.g. its own SHOAL_PROFILE file). */
+  peerEnv?: (index: number) => Record<string, string>
   /** Replication factor of every peer. @default the peers' default (2) */
   replicas?: number
   /**
@@ -110,7 +112,7 @@ export class LocalCluster {
     if (this.init.replicas != null) args.push('--replicas', String(this.init.replicas))
     const boot = this.peers.find(p => p.index !== index && p.process.exitCode === null)
     if (boot != null) args.push('--bootstrap', boot.multiaddrs[0])
-    const env: Record<string, string | undefined> = { ...process.env, ...this.init.env }
+    const env: Record<string, string | undefined> = { ...process.env, ...this.init.env, ...this.init.peerEnv?.(index) }
     if (this.init.testGate === true) {
       env[TEST_GATE_ENV] = join(dataDir, GATE_FILE)
       await writeFile(env[TEST_GATE_ENV] as string, '[]')

@@ -16,8 +16,15 @@ export const DEFAULT_MAX_MESSAGE_BYTES = 1 * MiB
 export const DEFAULT_MAX_URL_LENGTH = NODE_MAX_URL_LENGTH
 /** Batches sent to one peer and not yet acked, at most (the window). */
 export const DEFAULT_WINDOW = 16
-/** A batch that has not filled up is sent this long after its first link arrived. */
-export const DEFAULT_FLUSH_DELAY = 10 * millisecond
+/**
+ * A batch that has not filled up is sent this long after its first link arrived. Every batch costs
+ * its sender and owner a fixed amount (a muxed, encrypted frame and a write each way for the batch,
+ * its ack and yamux's window updates, and on the owner one durable frontier write): at 10 ms, 4 peers
+ * crawling small pages sent ~3 links a batch and that cost was most of the cluster's own CPU
+ * (BENCHMARKS.md §3). The wait only delays when a page counts as done, not its fetch: the host's
+ * slot is freed when the response is read.
+ */
+export const DEFAULT_FLUSH_DELAY = 50 * millisecond
 /** A batch not acked this long after it was written fails, and with it the stream. */
 export const DEFAULT_ACK_TIMEOUT = 30 * second
 /** Forwarding hops a batch may have taken (a peer that is not the owner forwards, DESIGN.md §2). */

@@ -59,7 +59,7 @@ export interface LinksTransportInit {
   maxUrlLength?: number
   /** Batches in flight (sent, not yet acked) per peer; the receiver runs at most this many `onLinks` per stream. @default 16 */
   window?: number
-  /** Milliseconds a batch that isn't full waits for more links. @default 5 */
+  /** Milliseconds a batch that isn't full waits for more links. @default 50 */
   flushDelay?: number
   /** Milliseconds to wait for a batch's ack (also bounds opening a stream). @default 30000 */
   ackTimeout?: number
