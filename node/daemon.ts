@@ -145,6 +145,7 @@ export class Daemon {
       log('%s handed over', host)
       this.handed.set(host, Date.now())
       this.peer.frontier.refreshOwnership()
+      this.copyHandedToReplicas(host)
     }
     this.membership = new Membership({ libp2p: this.network.libp2p }, {
       cluster: init.cluster,
@@ -516,6 +517,21 @@ export class Daemon {
     }
     this.say(`handed ${host} to ${shortId(owner)} (${entries.length} queued URLs)`)
     return true
+  }
+
+  /**
+   * The records of a host handed here arrived after this peer's rebalance pass copied the host to
+   * its replicas: copy them again now that they are all here, or the replicas would lack them
+   * (a later failover of this peer would fetch those pages again). Failures count as
+   * under-replicated, which the repair timer retries.
+   */
+  private copyHandedToReplicas (host: string): void {
+    if ((this.ring.owner(host) ?? this.peerId) !== this.peerId) return
+    const origin = this.peer.frontier.knownHosts().find(h => h.host === host)?.origin
+    if (origin == null) return
+    const replicas = this.replication.replicasOf(host).filter(p => p !== this.peerId)
+    void Promise.all(replicas.map(async peer => await this.sendHostState(peer, host, origin, false)))
+      .catch((err: any) => { this.say(`copying ${host} to its replicas: ${err.message}`) })
   }
 
   /** Tell a peer new on the ring that every host it took from this one was handed over (with retries). */
