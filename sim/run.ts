@@ -7,6 +7,7 @@
  *   const report = await runReal({ peers: 4, faults: [parseFault('kill', '1@30%')] })
  *   report.invariants   // { fullCoverage: true, noLostUrls: true, noDuplicateFetches: true, … }
  */
+import { rmSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -171,8 +172,10 @@ export async function runReal (opts: RealSimOptions = {}): Promise<SimReport> {
     config: { allowPrivate: true, delay, hostConcurrency, requestTimeout: opts.requestTimeout }
   })
   const paused = new Set<number>()
+  // Ctrl-C: nothing left running, nothing left behind.
   const onSignal = (): void => {
     for (const p of cluster.peers) { try { p.process.kill('SIGKILL') } catch {} }
+    if (ownDir) { try { rmSync(dataDir, { recursive: true, force: true }) } catch {} }
     process.exit(130)
   }
   process.once('SIGINT', onSignal)
