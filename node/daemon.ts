@@ -166,6 +166,12 @@ export class Daemon {
       if (members.some(m => !this.ring.has(m)) && this.peer.seedList.length > 0) this.seedGossip.publish([...this.peer.seedList])
       this.ring = Ring.of(members, { vnodes: init.vnodes })
       this.membershipChangedAt = Date.now()
+      // Batches out to a peer that left fail now and go to the new owners (a hung peer would hold
+      // them until the ack timeout, 30 s, long after the silence timeout dropped it).
+      for (const gone of previous.peers.filter(p => !this.ring.has(p))) {
+        this.links.abandon(gone, 'it left the ring')
+        this.meta.abandon(gone, 'it left the ring')
+      }
       this.say(`ring: ${members.length} peers (${members.map(shortId).join(' ')})`)
       if (!this.settled) return
       this.moved(previous)

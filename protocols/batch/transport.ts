@@ -331,6 +331,17 @@ export abstract class BatchTransport<Item, Key, B extends Builder<Item>, Req ext
     }
   }
 
+  /**
+   * Give up on `peer` now (it left the ring): every batch sent to it and not acked, or waiting,
+   * fails as retryable, so its senders re-send to whoever owns the items now instead of waiting for
+   * the ack timeout (a hung peer keeps its connection open and never answers).
+   */
+  abandon (peer: string, why: string): void {
+    const ch = this.channels.get(peer)
+    if (ch == null) return
+    this.fail(ch, this.spec.sendError(`${this.spec.name} to ${peer}: ${why}`, { peer, retryable: true }))
+  }
+
   /** Batches sent to `peer` and not yet acked (never more than `window`). */
   inFlight (peer: string): number {
     return this.channels.get(peer)?.inFlight.size ?? 0

@@ -304,6 +304,25 @@ describe('protocols/links', function () {
       assert.equal(ta.stats.streamsOpened, 2)
     })
 
+    it('abandon: a peer that left the ring fails its unacked batches at once (retryable), long before the ack timeout', async () => {
+      let stall = true
+      const { b, ta } = await pair({
+        onLinks: async (_f, links) => {
+          if (stall) await new Promise(() => {})
+          return links.length
+        }
+      })
+      const peer = b.peerId.toString()
+      const sent = ta.send(peer, [link(1), link(2)])
+      await waitFor(() => ta.inFlight(peer) === 1, 'the batch in flight')
+      ta.abandon(peer, 'it left the ring')
+      await assert.rejects(sent, { name: 'LinksSendError', retryable: true, message: /it left the ring/ })
+      assert.equal(ta.inFlight(peer), 0)
+      ta.abandon(peer, 'again: nothing to do')
+      stall = false
+      await ta.send(peer, [link(3)])
+    })
+
     it('rejects pending sends promptly when the remote stops, and sends to it again once it is back', async () => {
       const key = await generateKeyPair('Ed25519')
       const b = await node(key)
