@@ -17,11 +17,12 @@ import { LocalCluster } from '../node/local-cluster.js'
 import { Ring } from '../node/ring.js'
 import { hostKeyFast } from '../node/router.js'
 import { startSyntheticWeb } from '../sim/web.js'
+import { peerOfUserAgent } from '../sim/verdict.js'
 
 const { values } = parseArgs({ options: { runs: { type: 'string' } } })
 const runs = Number(values.runs ?? 3)
 const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] }
-const peerOf = (ua: string): string => /\(peer ([^;]+);/.exec(ua)?.[1] ?? ua
+const peerOf = peerOfUserAgent
 
 async function failoverRun (): Promise<number[]> {
   const web = await startSyntheticWeb({ seed: 11, hosts: 12, pages: 1200, profile: 'small', log: true })

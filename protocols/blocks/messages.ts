@@ -9,7 +9,10 @@
  * one after the other.
  */
 import { InvalidMessageError } from './errors.js'
+import { describe, fieldChecks, type Fields } from '../batch/validate.js'
 import { MAX_CID_LENGTH, MAX_ERROR_LENGTH, MAX_ID } from './constants.js'
+
+const { isFields, int } = fieldChecks(InvalidMessageError)
 
 /** Store `data` (the whole block, or its first bytes when `size` is given) under `cid`. */
 export interface PutMessage { t: 'put', id: number, cid: string, data: Uint8Array, size?: number }
@@ -45,28 +48,9 @@ export interface MessageLimits {
   maxHasCids: number
 }
 
-type Fields = Record<string, unknown>
 
-function isFields (v: unknown): v is Fields {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array)
-}
 
-function describe (v: unknown): string {
-  if (v === null) return 'null'
-  if (Array.isArray(v)) return `an array of ${v.length}`
-  if (v instanceof Uint8Array) return `${v.byteLength} bytes`
-  if (typeof v === 'string') return `a string of ${v.length}`
-  if (typeof v === 'number') return String(v)
-  if (typeof v === 'object') return `a ${(v as object).constructor?.name ?? 'object'}`
-  return typeof v
-}
 
-function int (v: unknown, min: number, max: number, what: string): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    throw new InvalidMessageError(`${what} must be an integer from ${min} to ${max}, got ${describe(v)}`)
-  }
-  return v
-}
 
 /** Printable ASCII: every multibase alphabet fits, and a character is one byte on the wire. */
 const CID_CHARS = /^[\x21-\x7e]+$/

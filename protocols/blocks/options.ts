@@ -3,8 +3,8 @@
  * on (a cluster-wide setting, like the max body size they derive from), their validation, and the
  * small helpers around streams and signals.
  */
-import { second } from '../../node/constants.js'
-import { ConfigError } from '../../node/errors.js'
+import { integer } from '../batch/options.js'
+import { messageOf } from '../batch/transport.js'
 import {
   DEFAULT_MAX_BLOCK_BYTES, DEFAULT_MAX_CHUNK_BYTES, DEFAULT_MAX_HAS_CIDS, DEFAULT_MAX_PENDING_BYTES, DEFAULT_WINDOW,
   MAX_BLOCK_BYTES, MAX_CHUNK_BYTES, MAX_HAS_CIDS, MAX_PENDING_BYTES, MAX_WINDOW, MIN_CHUNK_BYTES
@@ -34,18 +34,9 @@ export interface Limits extends MessageLimits {
   maxPendingBytes: number
 }
 
-/** Errors of the framing (length prefix, buffer) that, like an `InvalidMessageError`, mean a misbehaving sender. */
-export const MALFORMED = new Set(['InvalidMessageError', 'InvalidDataLengthError', 'InvalidDataLengthLengthError', 'InvalidMessageLengthError', 'StreamBufferError'])
-/** How long closing a stream may take before it is aborted. */
-export const CLOSE_TIMEOUT = 5 * second
-
-export function integer (name: string, value: number | undefined, def: number, min: number, max: number, unit = ''): number {
-  const v = value ?? def
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    throw new ConfigError(`${name} must be an integer from ${min} to ${max}${unit}, got ${String(value)}`)
-  }
-  return v
-}
+// Shared with the batched protocols: framing errors, close timeout, option checks, signal helpers.
+export { CLOSE_TIMEOUT, MALFORMED, integer } from '../batch/options.js'
+export { messageOf, timeoutSignal, untilAborted } from '../batch/transport.js'
 
 export function resolveLimits (init: BlocksLimitsInit): Limits {
   const maxBlockBytes = integer('maxBlockBytes', init.maxBlockBytes, DEFAULT_MAX_BLOCK_BYTES, 0, MAX_BLOCK_BYTES, ' bytes')
@@ -57,43 +48,6 @@ export function resolveLimits (init: BlocksLimitsInit): Limits {
     window: integer('window', init.window, DEFAULT_WINDOW, 1, MAX_WINDOW, ' requests'),
     maxPendingBytes
   }
-}
-
-/** Wait for `promise`, or throw the signal's reason once it aborts. */
-export async function untilAborted<T> (promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  signal.throwIfAborted()
-  let onAbort: (() => void) | undefined
-  try {
-    return await Promise.race([promise, new Promise<never>((_resolve, reject) => {
-      onAbort = () => { reject(signal.reason) }
-      signal.addEventListener('abort', onAbort, { once: true })
-    })])
-  } finally {
-    if (onAbort != null) signal.removeEventListener('abort', onAbort)
-  }
-}
-
-/**
- * A signal that aborts with `parent` or after `ms`; `clear()` drops the timer and the listener on
- * the long-lived `parent` (AbortSignal.any would keep a reference on it per call).
- */
-export function timeoutSignal (parent: AbortSignal, ms: number): { signal: AbortSignal, clear: () => void } {
-  const controller = new AbortController()
-  const onAbort = (): void => { controller.abort(parent.reason) }
-  if (parent.aborted) onAbort()
-  else parent.addEventListener('abort', onAbort, { once: true })
-  const timer = setTimeout(() => { controller.abort(new Error(`timed out after ${ms} ms`)) }, ms)
-  return {
-    signal: controller.signal,
-    clear: () => {
-      clearTimeout(timer)
-      parent.removeEventListener('abort', onAbort)
-    }
-  }
-}
-
-export function messageOf (err: unknown): string {
-  return String((err as Error)?.message ?? err)
 }
 
 export function asError (err: unknown): Error {

@@ -9,8 +9,11 @@
  * the wire per link below the URL's own length (bench/links-wire.ts).
  */
 import { InvalidMessageError } from './errors.js'
+import { describe, fieldChecks, type Fields } from '../batch/validate.js'
 import { MAX_DEPTH_VALUE, MAX_ERROR_LENGTH, MAX_HOPS_VALUE, MAX_ID, MAX_REDIRECTS_VALUE } from './constants.js'
 import type { Link } from '../../node/types.js'
+
+const { isFields, int, str } = fieldChecks(InvalidMessageError)
 
 /** Links that share depth, redirects, referrer and a URL prefix. */
 export interface LinkGroup {
@@ -44,33 +47,10 @@ export interface MessageLimits {
   maxUrlLength: number
 }
 
-type Fields = Record<string, unknown>
 
-function isFields (v: unknown): v is Fields {
-  return typeof v === 'object' && v !== null && !Array.isArray(v)
-}
 
-function int (v: unknown, min: number, max: number, what: string): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    throw new InvalidMessageError(`${what} must be an integer from ${min} to ${max}, got ${describe(v)}`)
-  }
-  return v
-}
 
-function str (v: unknown, max: number, what: string): string {
-  if (typeof v !== 'string') throw new InvalidMessageError(`${what} must be a string, got ${describe(v)}`)
-  if (v.length > max) throw new InvalidMessageError(`${what} is longer than ${max} characters (${v.length})`)
-  return v
-}
 
-function describe (v: unknown): string {
-  if (v === null) return 'null'
-  if (Array.isArray(v)) return `an array of ${v.length}`
-  if (typeof v === 'string') return `a string of ${v.length}`
-  if (typeof v === 'number') return String(v)
-  if (typeof v === 'object') return `a ${(v as object).constructor?.name ?? 'object'}`
-  return typeof v
-}
 
 function validateLinks (m: Fields, limits: MessageLimits): LinksMessage {
   const id = int(m.id, 0, MAX_ID, 'id')

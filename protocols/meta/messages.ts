@@ -18,7 +18,10 @@
 import { validateRecord } from '../query/messages.js'
 import { MAX_DEPTH_VALUE, MAX_ERROR_LENGTH, MAX_ID, MAX_REDIRECTS_VALUE } from './constants.js'
 import { InvalidMessageError } from './errors.js'
+import { describe, fieldChecks, type Fields } from '../batch/validate.js'
 import type { UrlRecord } from '../../node/types.js'
+
+const { isFields, int, str, nonEmpty } = fieldChecks(InvalidMessageError)
 
 /** A queued URL of host `h`, under frontier key `key`: depth `d`, referrer `r`, redirect hops `x`. */
 export interface EntryOp { k: 'entry', h: string, key: string, u: string, d: number, r?: string, x?: number }
@@ -61,30 +64,10 @@ export interface MessageLimits {
   maxHostLength: number
 }
 
-type Fields = Record<string, unknown>
 
-function isFields (v: unknown): v is Fields {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array)
-}
 
-function int (v: unknown, min: number, max: number, what: string): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    throw new InvalidMessageError(`${what} must be an integer from ${min} to ${max}, got ${describe(v)}`)
-  }
-  return v
-}
 
-function str (v: unknown, max: number, what: string): string {
-  if (typeof v !== 'string') throw new InvalidMessageError(`${what} must be a string, got ${describe(v)}`)
-  if (v.length > max) throw new InvalidMessageError(`${what} is longer than ${max} characters (${v.length})`)
-  return v
-}
 
-function nonEmpty (v: unknown, max: number, what: string): string {
-  const s = str(v, max, what)
-  if (s.length === 0) throw new InvalidMessageError(`${what} must not be empty`)
-  return s
-}
 
 /** A time in ms since the epoch; fractions allowed (the simulator's virtual clock hands them out). */
 function time (v: unknown, what: string): number {
@@ -94,15 +77,6 @@ function time (v: unknown, what: string): number {
   return v
 }
 
-function describe (v: unknown): string {
-  if (v === null) return 'null'
-  if (Array.isArray(v)) return `an array of ${v.length}`
-  if (v instanceof Uint8Array) return `${v.byteLength} bytes`
-  if (typeof v === 'string') return `a string of ${v.length}`
-  if (typeof v === 'number') return String(v)
-  if (typeof v === 'object') return `a ${(v as object).constructor?.name ?? 'object'}`
-  return typeof v
-}
 
 /** The query protocol's record check, its error renamed to ours and prefixed with the op's place. */
 function record (v: unknown, limits: MessageLimits, what: string): UrlRecord {

@@ -9,7 +9,10 @@ import {
   MAX_RECORD_ERROR_LENGTH, MAX_REDIRECT_LENGTH, MAX_VERDICT_LENGTH
 } from './constants.js'
 import { InvalidMessageError } from './errors.js'
+import { describe, fieldChecks, type Fields } from '../batch/validate.js'
 import type { RecordStatus, UrlRecord } from '../../node/types.js'
+
+const { isFields, int, str, nonEmpty, bool } = fieldChecks(InvalidMessageError)
 
 /** Ask for the record of `url`, and its stored body when `body`. */
 export interface GetMessage { t: 'get', id: number, url: string, body: boolean }
@@ -37,47 +40,14 @@ export interface MessageLimits {
   maxBodyBytes: number
 }
 
-type Fields = Record<string, unknown>
 
 const STATUSES: ReadonlySet<RecordStatus> = new Set<RecordStatus>(['fetched', 'not-modified', 'redirect', 'http-error', 'failed', 'blocked'])
 
-function isFields (v: unknown): v is Fields {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array)
-}
 
-function int (v: unknown, min: number, max: number, what: string): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    throw new InvalidMessageError(`${what} must be an integer from ${min} to ${max}, got ${describe(v)}`)
-  }
-  return v
-}
 
-function str (v: unknown, max: number, what: string): string {
-  if (typeof v !== 'string') throw new InvalidMessageError(`${what} must be a string, got ${describe(v)}`)
-  if (v.length > max) throw new InvalidMessageError(`${what} is longer than ${max} characters (${v.length})`)
-  return v
-}
 
-function nonEmpty (v: unknown, max: number, what: string): string {
-  const s = str(v, max, what)
-  if (s.length === 0) throw new InvalidMessageError(`${what} must not be empty`)
-  return s
-}
 
-function bool (v: unknown, what: string): boolean {
-  if (typeof v !== 'boolean') throw new InvalidMessageError(`${what} must be a boolean, got ${describe(v)}`)
-  return v
-}
 
-function describe (v: unknown): string {
-  if (v === null) return 'null'
-  if (Array.isArray(v)) return `an array of ${v.length}`
-  if (v instanceof Uint8Array) return `${v.byteLength} bytes`
-  if (typeof v === 'string') return `a string of ${v.length}`
-  if (typeof v === 'number') return String(v)
-  if (typeof v === 'object') return `a ${(v as object).constructor?.name ?? 'object'}`
-  return typeof v
-}
 
 function validateFields (v: unknown): Record<string, string | string[]> {
   if (!isFields(v)) throw new InvalidMessageError(`record.fields must be a map, got ${describe(v)}`)

@@ -5,13 +5,13 @@ import { LocalCluster, type LocalPeer } from '../../node/local-cluster.js'
 import { Ring } from '../../node/ring.js'
 import { hostKeyFast } from '../../node/router.js'
 import { startSyntheticWeb, type SyntheticWeb } from '../../sim/web.js'
+import { peerOfUserAgent } from '../../sim/verdict.js'
 import { useTempDirs } from '../utils/tmp.js'
 
 /** Pages of the synthetic web (12 hosts): faults come at a share of it. */
 const PAGES = 800
 
-/** The short peer id a User-Agent names: `shoal/x (peer <id>; +contact)`. */
-const peerOf = (ua: string): string => /\(peer ([^;]+);/.exec(ua)?.[1] ?? ua
+const peerOf = peerOfUserAgent
 
 /** Resolve once the web has served `n` distinct expected pages (polling its counters). */
 async function fetchedAtLeast (web: SyntheticWeb, n: number): Promise<void> {
