@@ -68,6 +68,11 @@ export interface CrawlConfig {
   seenFilterBits?: number
   /** Recent seen-set answers kept in memory. @default 50000 */
   seenCacheSize?: number
+  /**
+   * URLs a peer remembers having delivered to their owner; met again they are skipped before the
+   * scope check and the wire. 0 turns it off. @default 65536
+   */
+  routedCacheSize?: number
   /** URLs of one host kept in memory ahead of the fetcher. @default 128 */
   hostBuffer?: number
   /** URLs kept in memory ahead of the fetcher over all hosts. @default 16384 */
@@ -132,6 +137,7 @@ export const CRAWL_OPTIONS: Record<keyof CrawlConfig, Kind> = {
   extract: 'map',
   seenFilterBits: 'posint',
   seenCacheSize: 'int',
+  routedCacheSize: 'int',
   hostBuffer: 'posint',
   maxBufferedUrls: 'posint',
   robotsCacheSize: 'posint',
@@ -228,6 +234,7 @@ export function resolveConfig (init: CrawlConfig = {}): ResolvedConfig {
     extract: init.extract,
     seenFilterBits: init.seenFilterBits ?? C.DEFAULT_SEEN_FILTER_BITS,
     seenCacheSize: init.seenCacheSize ?? C.DEFAULT_SEEN_CACHE_SIZE,
+    routedCacheSize: init.routedCacheSize ?? C.DEFAULT_ROUTED_CACHE_SIZE,
     hostBuffer: init.hostBuffer ?? C.DEFAULT_HOST_BUFFER,
     maxBufferedUrls: init.maxBufferedUrls ?? C.DEFAULT_MAX_BUFFERED_URLS,
     robotsCacheSize: init.robotsCacheSize ?? C.DEFAULT_ROBOTS_CACHE_SIZE,

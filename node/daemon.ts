@@ -669,6 +669,7 @@ export class Daemon {
       linksReceived: l.linksReceived,
       bytesRouted: l.bytesSent,
       messagesRouted: l.messagesSent,
+      alreadyRouted: this.peer.router.stats.alreadyRouted,
       underReplicated: this.replication.stats.underReplicated,
       replicationBytes: this.meta.stats.bytesSent + this.blockClient.stats.bytesSent,
       opsReplicated: this.replication.stats.opsReplicated

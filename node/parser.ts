@@ -16,6 +16,7 @@ import type { CheerioAPI } from 'cheerio'
 import { DEFAULT_MAX_LINKS_PER_PAGE, DEFAULT_MAX_URL_LENGTH } from './constants.js'
 import { ConfigError } from './errors.js'
 import { normalizeUrl, type NormalizeOptions } from './normalize.js'
+import { RecentMap } from './recent.js'
 import type { ParsedPage } from './types.js'
 
 // cheerio takes ~0.1–0.4 s to load and only extraction needs it: load it on first use.
@@ -497,42 +498,18 @@ function dirOfBase (base: string): string {
   return path.slice(0, path.lastIndexOf('/') + 1)
 }
 
-/**
- * A bounded cache, href key → normalized URL (null: not a crawlable URL), one per set of normalize
- * options. Two generations: when the young one fills, it becomes the old one and the old is dropped,
- * which approximates LRU without reordering a Map on every hit.
- */
-class ResolveCache {
-  private young = new Map<string, string | null>()
-  private old = new Map<string, string | null>()
-  constructor (private readonly half: number) {}
-
-  get (key: string): string | null | undefined {
-    const v = this.young.get(key)
-    if (v !== undefined) return v
-    const o = this.old.get(key)
-    if (o !== undefined) this.set(key, o)
-    return o
-  }
-
-  set (key: string, value: string | null): void {
-    this.young.set(key, value)
-    if (this.young.size >= this.half) {
-      this.old = this.young
-      this.young = new Map()
-    }
-  }
-}
+/** href key → normalized URL (null: not a crawlable URL), bounded, one per set of normalize options. */
+type ResolveCache = RecentMap<string | null>
 
 const RESOLVE_CACHE_ENTRIES = 20_000
 const resolveCaches = new WeakMap<object, ResolveCache>()
-const defaultResolveCache = new ResolveCache(RESOLVE_CACHE_ENTRIES / 2)
+const defaultResolveCache: ResolveCache = new RecentMap(RESOLVE_CACHE_ENTRIES)
 
 function resolveCacheFor (opts: NormalizeOptions): ResolveCache {
   const key = opts.stripParams
   if (key == null) return defaultResolveCache
   let c = resolveCaches.get(key)
-  if (c == null) resolveCaches.set(key, c = new ResolveCache(RESOLVE_CACHE_ENTRIES / 2))
+  if (c == null) resolveCaches.set(key, c = new RecentMap(RESOLVE_CACHE_ENTRIES))
   return c
 }
 

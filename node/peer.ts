@@ -60,6 +60,8 @@ export interface PeerStats {
   wireBytes: number
   bytesRouted: number
   messagesRouted: number
+  /** Links skipped because this peer had delivered them to their owner a moment ago. */
+  alreadyRouted: number
   seenDiskReads: number
   seenFilterSkips: number
   /** Resident set of this process, and the JavaScript heap in use (bytes). */
@@ -196,7 +198,7 @@ export class Peer {
       scope: this.scope,
       ownership,
       transport: this.init.transport
-    }, { allowPrivate: cfg.allowPrivate })
+    }, { allowPrivate: cfg.allowPrivate, routedCacheSize: cfg.routedCacheSize, recrawlAfter: cfg.recrawlAfter, now: () => this.clock.now() })
     await this.frontier.start()
     this.parseOptions = { stripParams: cfg.stripParams, maxLinks: cfg.maxLinksPerPage, maxHrefLength: cfg.maxUrlLength, extract: cfg.extract }
     this.parser = new ParsePool(cfg.parseWorkers)
@@ -291,6 +293,7 @@ export class Peer {
       wireBytes: this.fetcher.wireBytes,
       bytesRouted: this.router.stats.bytesRouted,
       messagesRouted: this.router.stats.messagesRouted,
+      alreadyRouted: this.router.stats.alreadyRouted,
       seenDiskReads: this.frontier.seen.diskReads,
       seenFilterSkips: this.frontier.seen.filterSkips,
       rssBytes: process.memoryUsage.rss(),

@@ -2,6 +2,8 @@ import { isIP } from 'node:net'
 import debug from 'debug'
 import { isPrivateAddress } from './fetcher.js'
 import type { Frontier } from './frontier.js'
+import { DEFAULT_ROUTED_CACHE_SIZE } from './constants.js'
+import { RecentMap } from './recent.js'
 import type { Scope } from './scope.js'
 import type { Link } from './types.js'
 
@@ -32,6 +34,15 @@ export interface RouterComponents {
 export interface RouterInit {
   /** When false, links to IP literals in private, loopback or link-local ranges are dropped here. */
   allowPrivate?: boolean
+  /**
+   * URLs this router remembers having delivered to their owner (acknowledged: the owner holds them
+   * durably); met again, they are skipped before the scope check, routing and the wire. 0 turns
+   * it off. @default 65536
+   */
+  routedCacheSize?: number
+  /** A remembered URL is offered to its owner again once this long has passed (recrawl), ms. @default never */
+  recrawlAfter?: number
+  now?: () => number
 }
 
 export interface RouterStats {
@@ -39,6 +50,8 @@ export interface RouterStats {
   outOfScope: Record<string, number>
   routedLocal: number
   routedRemote: number
+  /** Links skipped because this router delivered them to their owner a moment ago (see `routedCacheSize`). */
+  alreadyRouted: number
   /** Links re-sent after an owner failed to acknowledge them. */
   resent: number
   /** Links sent to other peers and not yet acknowledged. */
@@ -53,14 +66,28 @@ export interface RouterStats {
  * when every owner has the links durably, so a page is marked done only after its links are safe.
  */
 export class Router {
-  readonly stats: RouterStats = { linksIn: 0, outOfScope: {}, routedLocal: 0, routedRemote: 0, resent: 0, inTransit: 0, bytesRouted: 0, messagesRouted: 0 }
+  readonly stats: RouterStats = { linksIn: 0, outOfScope: {}, routedLocal: 0, alreadyRouted: 0, routedRemote: 0, resent: 0, inTransit: 0, bytesRouted: 0, messagesRouted: 0 }
 
   private readonly allowPrivate: boolean
+  /**
+   * URL → when its owner acknowledged it. Every page repeats most of its links (navigation, the
+   * site's popular pages): without this each repeat costs a scope check, a seen-set lookup at its
+   * owner and, for another peer's host, a place in a batch on the wire. A per-crawler cache of
+   * URLs already sent is how Mercator (Heydon & Najork, 1999) and UbiCrawler cut inter-node link
+   * traffic. A URL falls out of it after `routedCacheSize` newer ones; then its owner's seen set
+   * answers again, so forgetting costs work, never a URL.
+   */
+  private readonly routed: RecentMap<number>
+  private readonly recrawlAfter: number
+  private readonly now: () => number
   private readonly abort = new AbortController()
   private get stopping (): AbortSignal { return this.abort.signal }
 
   constructor (private readonly components: RouterComponents, init: RouterInit = {}) {
     this.allowPrivate = init.allowPrivate ?? false
+    this.routed = new RecentMap(init.routedCacheSize ?? DEFAULT_ROUTED_CACHE_SIZE)
+    this.recrawlAfter = init.recrawlAfter ?? Infinity
+    this.now = init.now ?? Date.now
   }
 
   async route (links: Link[], opts: { skipScope?: boolean } = {}): Promise<void> {
@@ -68,7 +95,17 @@ export class Router {
     const { scope, ownership } = this.components
     this.stats.linksIn += links.length
     const byOwner = new Map<string, Link[]>()
+    // Seeds and hand-offs (skipScope) always go to the owner: they are few, and a hand-off must.
+    const skipKnown = opts.skipScope !== true
+    const now = skipKnown && this.recrawlAfter !== Infinity ? this.now() : 0
     for (const l of links) {
+      if (skipKnown) {
+        const at = this.routed.get(l.url)
+        if (at !== undefined && (this.recrawlAfter === Infinity || now - at < this.recrawlAfter)) {
+          this.stats.alreadyRouted++
+          continue
+        }
+      }
       if (opts.skipScope !== true) {
         const v = scope.check(l.url)
         if (!v.ok) {
@@ -96,17 +133,18 @@ export class Router {
     for (const [owner, batch] of byOwner) {
       if (owner === ownership.self || transport == null) {
         this.stats.routedLocal += batch.length
-        sends.push(frontier.add(batch))
+        sends.push(frontier.add(batch).then(() => { this.remember(batch) }))
       } else {
         this.stats.routedRemote += batch.length
         this.stats.inTransit += batch.length
-        sends.push(transport.send(owner, batch).finally(() => { this.stats.inTransit -= batch.length }).catch(async (err: any) => {
+        sends.push(transport.send(owner, batch).finally(() => { this.stats.inTransit -= batch.length }).then(() => { this.remember(batch) }, async (err: any) => {
           if (this.stopping.aborted) throw err
           if (err?.retryable === false) {
             // The owner will never take these (refused as invalid, or forwarded too often):
             // keep them here rather than lose them.
             log.extend('error')('%d links refused by %s (%s); admitting them locally', batch.length, owner, err.message)
             await frontier.add(batch)
+            this.remember(batch)
             return
           }
           this.stats.resent += batch.length
@@ -117,6 +155,12 @@ export class Router {
       }
     }
     await Promise.all(sends)
+  }
+
+  /** These links' owner has them durably. */
+  private remember (batch: Link[]): void {
+    const at = this.recrawlAfter === Infinity ? 0 : this.now()
+    for (const l of batch) this.routed.set(l.url, at)
   }
 
   private group (links: Link[]): Map<string, Link[]> {

@@ -1,5 +1,6 @@
 import type { BatchOp, Store } from './db.js'
 import * as C from './constants.js'
+import { RecentMap } from './recent.js'
 
 /**
  * A Bloom filter of strings: k bit positions by double hashing two 32-bit FNV-1a variants
@@ -77,10 +78,8 @@ export class BloomFilter {
  */
 export class SeenSet {
   private readonly filter: BloomFilter
-  /** Recent answers, in two generations (see `remember`). */
-  private young = new Map<string, number>()
-  private old = new Map<string, number>()
-  private readonly cacheSize: number
+  /** Recent answers (the links every page repeats). */
+  private readonly cache: RecentMap<number>
   /** Marked, write not yet landed: the disk can't answer for them yet. */
   private readonly pending = new Map<string, number>()
   diskReads = 0
@@ -88,7 +87,7 @@ export class SeenSet {
 
   constructor (private readonly store: Store, init: { filterBits?: number, filterHashes?: number, cacheSize?: number } = {}) {
     this.filter = new BloomFilter(init.filterBits ?? C.DEFAULT_SEEN_FILTER_BITS, init.filterHashes ?? C.DEFAULT_SEEN_FILTER_HASHES)
-    this.cacheSize = init.cacheSize ?? C.DEFAULT_SEEN_CACHE_SIZE
+    this.cache = new RecentMap(init.cacheSize ?? C.DEFAULT_SEEN_CACHE_SIZE)
   }
 
   /** Rebuild the filter from disk (on start with an existing data dir). */
@@ -102,27 +101,6 @@ export class SeenSet {
   }
 
   /**
-   * Keep an answer. Two generations approximate LRU without reordering a Map on every hit: when the
-   * young one holds half the cache size it becomes the old one, and the old one is dropped.
-   */
-  private remember (url: string, value: number): void {
-    if (this.cacheSize === 0) return
-    this.young.set(url, value)
-    if (this.young.size >= this.cacheSize / 2) {
-      this.old = this.young
-      this.young = new Map()
-    }
-  }
-
-  private cached (url: string): number | undefined {
-    const v = this.young.get(url)
-    if (v !== undefined) return v
-    const o = this.old.get(url)
-    if (o !== undefined) this.remember(url, o)
-    return o
-  }
-
-  /**
    * For each URL: `undefined` if never seen, else its value (0 queued, >0 the time it was fetched).
    * Reads the disk once, with getMany, for the URLs the filter and caches can't answer.
    */
@@ -133,7 +111,7 @@ export class SeenSet {
       const u = urls[i]
       const p = this.pending.get(u)
       if (p !== undefined) { out[i] = p; continue }
-      const c = this.cached(u)
+      const c = this.cache.get(u)
       if (c !== undefined) { out[i] = c; continue }
       if (!this.filter.has(u)) { this.filterSkips++; continue }
       ;(diskIdx ??= []).push(i)
@@ -146,7 +124,7 @@ export class SeenSet {
         // A write may have landed (and left `pending`) while we read: prefer what's newer.
         const v = this.pending.get(urls[i]) ?? values[j]
         out[i] = v
-        if (v !== undefined) this.remember(urls[i], v)
+        if (v !== undefined) this.cache.set(urls[i], v)
       }
     }
     return out
@@ -154,7 +132,7 @@ export class SeenSet {
 
   /** What this set holds in memory now: cached answers, marks not yet written, the filter's bytes. */
   get memory (): { cached: number, pending: number, filterBytes: number } {
-    return { cached: this.young.size + this.old.size, pending: this.pending.size, filterBytes: this.filter.bits / 8 }
+    return { cached: this.cache.size, pending: this.pending.size, filterBytes: this.filter.bits / 8 }
   }
 
   /** The filter's false-positive rate after `n` URLs. */
@@ -164,7 +142,7 @@ export class SeenSet {
 
   /** What memory alone knows of a URL (marks not yet written, recent answers). */
   peek (url: string): number | undefined {
-    return this.pending.get(url) ?? this.cached(url)
+    return this.pending.get(url) ?? this.cache.get(url)
   }
 
   /** Mark a URL seen with `value`; returns the write, which the caller batches. Call `landed` after. */
@@ -180,7 +158,7 @@ export class SeenSet {
       const v = this.pending.get(u)
       if (v === undefined) continue
       this.pending.delete(u)
-      this.remember(u, v)
+      this.cache.set(u, v)
     }
   }
 }
