@@ -42,6 +42,21 @@ const WRITE_FLAGS = constants.O_RDWR | constants.O_CREAT
 
 const packName = (n: number): string => `pack-${String(n).padStart(6, '0')}`
 
+/** One write of the bodies staged while the previous write was under way: adjacent in one pack. */
+interface WriteGroup {
+  pack: number
+  offset: number
+  parts: Uint8Array[]
+  bytes: number
+  done: Promise<void>
+  resolve: () => void
+  reject: (err: Error) => void
+}
+
+/** A write group is closed at this many bytes or bodies (writev takes at most IOV_MAX = 1024 buffers). */
+const MAX_GROUP_BYTES = 4 * MiB
+const MAX_GROUP_PARTS = 256
+
 /**
  * Content-addressed block store: each distinct body stored once, keyed by its CID, verified
  * against it when read.
@@ -63,6 +78,11 @@ export class BlockStore {
   private readonly writers = new Map<number, Promise<FileHandle>>()
   private size = 0
   private readonly packSize: number
+  /** Groups waiting for the write under way (group commit: one writev a group, not one write a body). */
+  private readonly queue: WriteGroup[] = []
+  private draining: Promise<void> | undefined
+  /** Writes of bodies to pack files, and bodies written (their ratio is the grouping). */
+  readonly stats = { writes: 0, bodies: 0 }
 
   constructor (private readonly store: Store, private readonly dir: string, init: { packSize?: number } = {}) {
     this.packSize = init.packSize ?? DEFAULT_PACK_SIZE
@@ -78,6 +98,7 @@ export class BlockStore {
   }
 
   async close (): Promise<void> {
+    await this.draining
     for (const h of this.writers.values()) await (await h).close()
     this.writers.clear()
     for (const h of this.readers.values()) await (await h).close()
@@ -105,13 +126,61 @@ export class BlockStore {
     this.size += bytes.byteLength
     if (this.recent.size >= this.recentMax) this.recent.clear()
     this.recent.set(cid, loc)
-    const handle = await (this.writers.get(loc.p) as Promise<FileHandle>)
-    let written = 0
-    while (written < bytes.byteLength) {
-      const { bytesWritten } = await handle.write(bytes, written, bytes.byteLength - written, loc.o + written)
-      written += bytesWritten
-    }
+    await this.append(loc.p, loc.o, bytes)
     return { cid, op: { type: 'put', sublevel: 'blocks', key: cid, value: loc } }
+  }
+
+  /**
+   * Write `bytes` at `offset` of pack `pack`. While one write is under way, the bodies staged after
+   * it gather into the next group (they are adjacent: offsets are handed out in order), written
+   * with one writev when it lands: under load a pack write costs one thread-pool round trip for
+   * many pages instead of one each; alone, a body is written at once.
+   */
+  private async append (pack: number, offset: number, bytes: Uint8Array): Promise<void> {
+    let g = this.queue[this.queue.length - 1]
+    if (g == null || g.pack !== pack || g.offset + g.bytes !== offset || g.bytes >= MAX_GROUP_BYTES || g.parts.length >= MAX_GROUP_PARTS) {
+      let resolve!: () => void
+      let reject!: (err: Error) => void
+      const done = new Promise<void>((res, rej) => { resolve = res; reject = rej })
+      g = { pack, offset, parts: [], bytes: 0, done, resolve, reject }
+      this.queue.push(g)
+    }
+    g.parts.push(bytes)
+    g.bytes += bytes.byteLength
+    this.draining ??= this.drain()
+    await g.done
+  }
+
+  private async drain (): Promise<void> {
+    try {
+      for (let g = this.queue.shift(); g != null; g = this.queue.shift()) {
+        try {
+          await this.writeGroup(g)
+          g.resolve()
+        } catch (err: any) {
+          g.reject(err)
+        }
+      }
+    } finally {
+      this.draining = undefined
+    }
+  }
+
+  private async writeGroup (g: WriteGroup): Promise<void> {
+    const handle = await (this.writers.get(g.pack) as Promise<FileHandle>)
+    let parts = g.parts
+    let position = g.offset
+    let left = g.bytes
+    this.stats.bodies += parts.length
+    while (left > 0) {
+      this.stats.writes++
+      const { bytesWritten } = await handle.writev(parts, position)
+      if (bytesWritten === 0) throw new Error(`pack ${g.pack}: wrote 0 bytes at ${position}`)
+      left -= bytesWritten
+      position += bytesWritten
+      // A short write: go on from where it stopped.
+      parts = skipBytes(parts, bytesWritten)
+    }
   }
 
   async put (bytes: Uint8Array): Promise<string> {
@@ -145,4 +214,12 @@ export class BlockStore {
     if (read !== loc.l || cidOf(bytes) !== cid) throw new CorruptBlockError(`block ${cid} does not match its CID (pack ${loc.p} at ${loc.o})`)
     return bytes
   }
+}
+
+/** `parts` without their first `n` bytes. */
+function skipBytes (parts: Uint8Array[], n: number): Uint8Array[] {
+  let i = 0
+  while (i < parts.length && n >= parts[i].byteLength) n -= parts[i++].byteLength
+  if (i === parts.length) return []
+  return [parts[i].subarray(n), ...parts.slice(i + 1)]
 }

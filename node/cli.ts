@@ -56,6 +56,7 @@ Options of crawl:
   --max-body-size BYTES   per response (default 10 MiB)
   --timeout MS            whole-request timeout (default 60000)
   --contact URL           contact URL in the User-Agent
+  --parse-workers N       threads that parse pages (default cores − 1, at most 4; 0: on the main thread)
   --json                  print the report as one JSON object on the last line
   --quiet                 no progress lines
   --profile [FILE]        write a CPU profile of this process when it ends (or SHOAL_PROFILE=1|FILE);
@@ -80,6 +81,7 @@ const crawlOptions = {
   'max-body-size': { type: 'string' },
   timeout: { type: 'string' },
   contact: { type: 'string' },
+  'parse-workers': { type: 'string' },
   json: { type: 'boolean' },
   quiet: { type: 'boolean' }
 } satisfies ParseArgsConfig['options']
@@ -118,7 +120,8 @@ async function crawlConfigFrom (values: Record<string, any>): Promise<CrawlConfi
     exclude: values.exclude,
     maxBodySize: intFlag('max-body-size', values['max-body-size'], 1),
     requestTimeout: intFlag('timeout', values.timeout, 1),
-    contact: values.contact
+    contact: values.contact,
+    parseWorkers: intFlag('parse-workers', values['parse-workers'], 0)
   }
   if (flags.scope !== undefined && !['host', 'domain', 'any'].includes(flags.scope)) {
     throw new ConfigError(`--scope must be one of host, domain, any; got "${String(flags.scope)}"`)

@@ -60,7 +60,8 @@ export function configArgs (config: CrawlConfig = {}): string[] {
     scope: '--scope',
     maxBodySize: '--max-body-size',
     requestTimeout: '--timeout',
-    contact: '--contact'
+    contact: '--contact',
+    parseWorkers: '--parse-workers'
   }
   for (const [key, name] of Object.entries(flag)) {
     const v = (config as Record<string, unknown>)[key]

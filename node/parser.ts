@@ -73,6 +73,14 @@ const MAX_FIELD_VALUES = 1000
  */
 export const MAX_OPEN_ELEMENTS = 512
 
+/**
+ * htmlparser2's Parser as shoal resolves it: benchmarks compare the pipeline with this very copy
+ * (bench/ has its own, older one through Crawlee).
+ *
+ * @internal
+ */
+export { Parser as Htmlparser2 }
+
 /** `rel` tokens of `<link>` that name a connection hint, not a resource. */
 const SKIPPED_LINK_RELS = ['preconnect', 'dns-prefetch']
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { BlockStore, cidOf } from '../../node/blocks.js'
 import { Store } from '../../node/db.js'
@@ -50,6 +50,41 @@ describe('block store', () => {
     await assert.rejects(reopened.get(cids[0]), { name: 'CorruptBlockError' })
     await reopened.close()
     await blocks.close()
+    await store.close()
+  })
+
+  it('writes the bodies staged during a write together, in one writev, each at its own offset', async () => {
+    const dir = await dirs.make()
+    const store = new Store(join(dir, 'db'))
+    await store.open()
+    const blocks = new BlockStore(store, join(dir, 'blocks'))
+    await blocks.open()
+    const bodies = Array.from({ length: 300 }, (_, i) => randomBytes(100 + i))
+    const cids = await Promise.all(bodies.map(async b => await blocks.put(b)))
+    assert.equal(blocks.stats.bodies, bodies.length)
+    // The first goes alone; the rest gather while it is written (at most 256 a group).
+    assert.ok(blocks.stats.writes <= 4, `${blocks.stats.writes} writes for ${bodies.length} bodies`)
+    for (let i = 0; i < bodies.length; i++) assert.deepEqual(Buffer.from(await blocks.get(cids[i]) as Uint8Array), bodies[i])
+    // One after another, nothing waits: each body is written at once.
+    const before = blocks.stats.writes
+    await blocks.put(randomBytes(10))
+    await blocks.put(randomBytes(10))
+    assert.equal(blocks.stats.writes, before + 2)
+    await blocks.close()
+    await store.close()
+  })
+
+  it('a failed write rejects the bodies staged with it', async () => {
+    const dir = await dirs.make()
+    const store = new Store(join(dir, 'db'))
+    await store.open()
+    const blocks = new BlockStore(store, join(dir, 'blocks'), { packSize: 1000 })
+    await blocks.open()
+    await blocks.put(randomBytes(1000))
+    // The next put rotates to pack 2; make that pack unwritable by putting a directory in its way.
+    await mkdir(join(dir, 'blocks', 'pack-000002'))
+    await assert.rejects(blocks.put(randomBytes(10)), /EISDIR|illegal operation/)
+    await blocks.close().catch(() => {})
     await store.close()
   })
 })
