@@ -85,10 +85,11 @@ export interface CrawlConfig {
   /** LevelDB table files kept open (memory-mapped: what is read of them stays resident). @default 100 */
   storeMaxOpenFiles?: number
   /**
-   * Worker threads that parse pages; 0 parses on the main thread. Shipping a page to a worker and
-   * its links back costs more than htmlparser2 saves on the main thread (measured: bench/hot-path.ts),
-   * but cheerio extraction costs 5–10× the parse, so then workers pay.
-   * @default 0, or cores − 1 (at most 4) when `extract` is set
+   * Worker threads that parse pages (decode, tokenize, resolve links); 0 parses on the main thread.
+   * On a peer with a core to spare the parse, the largest share of a page's CPU, runs beside the
+   * fetching, routing and writing (bench/hot-path.ts, bench/single-peer.ts); peers that share a
+   * machine (a local cluster) already use its cores and parse inline.
+   * @default cores − 1, at most 4
    */
   parseWorkers?: number
 }
@@ -242,7 +243,7 @@ export function resolveConfig (init: CrawlConfig = {}): ResolvedConfig {
     batchMaxWait: init.batchMaxWait ?? C.DEFAULT_BATCH_MAX_WAIT,
     batchMaxQueued: init.batchMaxQueued ?? C.DEFAULT_BATCH_MAX_QUEUED_OPS,
     storeMaxOpenFiles: init.storeMaxOpenFiles ?? C.DEFAULT_STORE_MAX_OPEN_FILES,
-    parseWorkers: init.parseWorkers ?? (init.extract != null ? defaultParseWorkers() : 0)
+    parseWorkers: init.parseWorkers ?? defaultParseWorkers()
   }
 }
 

@@ -108,8 +108,11 @@ export class LocalCluster {
   async startPeer (index = this.peers.length, extra: string[] = []): Promise<LocalPeer> {
     const dataDir = join(this.init.dataDir, `peer-${index}`)
     await mkdir(dataDir, { recursive: true })
+    // Peers sharing one machine already use its cores as processes: each parses on its main thread
+    // unless told otherwise (a parse worker each would only add threads competing for the cores).
+    const config = { ...this.init.config, parseWorkers: this.init.config?.parseWorkers ?? 0 }
     const args = [BIN, 'start', '--data', dataDir, '--cluster', this.cluster, '--api', '127.0.0.1:0',
-      '--listen', '/ip4/127.0.0.1/tcp/0', ...configArgs(this.init.config), ...(this.init.extraArgs ?? []), ...extra]
+      '--listen', '/ip4/127.0.0.1/tcp/0', ...configArgs(config), ...(this.init.extraArgs ?? []), ...extra]
     if (this.init.replicas != null) args.push('--replicas', String(this.init.replicas))
     const boot = this.peers.find(p => p.index !== index && p.process.exitCode === null)
     if (boot != null) args.push('--bootstrap', boot.multiaddrs[0])

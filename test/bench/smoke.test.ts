@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { main } from '../../bench/single-peer.js'
 import { useTempDirs } from '../utils/tmp.js'
 
@@ -18,5 +20,16 @@ describe('bench smoke', function () {
     assert.equal(result.summary.shoal.coverage, 1)
     assert.equal(result.summary.shoal.duplicateFetches, 0)
     assert.ok(result.summary.shoal.pagesPerSecond > 0)
+  })
+
+  it('bench/hot-path.ts crawls a site in memory and sets it against htmlparser2 alone', () => {
+    const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
+    const run = spawnSync(process.execPath, ['--import', 'tsx', 'bench/hot-path.ts', '--pages', '200', '--profile', 'small'], { cwd: root, encoding: 'utf8' })
+    assert.equal(run.status, 0, run.stderr)
+    const result = JSON.parse(run.stdout.trim().split('\n').pop() as string)
+    assert.equal(result.pages, 200)
+    assert.equal(result.parseAlonePasses.length, 5)
+    assert.ok(result.parseAloneMsPerPage > 0 && result.cpuMsPerPage > 0)
+    assert.equal(result.ratioToParse, +(result.cpuMsPerPage / result.parseAloneMsPerPage).toFixed(2))
   })
 })
