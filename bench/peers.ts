@@ -1,9 +1,12 @@
 /**
  * `npm run bench:peers`: what the cluster costs.
  *
- *   node --import tsx bench/peers.ts [--pages 12000] [--hosts 24] [--peers 1,2,4] [--runs 3]
+ *   node --import tsx bench/peers.ts [--pages 48000] [--hosts 96] [--peers 1,2,4] [--runs 3]
  *                                    [--replicas 1] [--profile DIR]
  *
+ * The web is large enough (48,000 small pages, ~25 s for one peer here) that each process's fixed
+ * costs (starting, JIT-compiling the same code, joining) do not dominate the comparison, and has
+ * enough hosts (96) for the ring to split it evenly between 4 peers (24 hosts split 8/6/5/5).
  * The peers run with r = 1 (`--replicas 1`) unless told otherwise: the "Fast and lean" aim compares
  * one peer with N peers whose only extra work is the cluster's own (routing, acks), not copies.
  * `--profile DIR` starts every peer with SHOAL_PROFILE, one `.cpuprofile` a peer and run in DIR
@@ -31,8 +34,8 @@ import type { Link } from '../node/types.js'
 import { startSyntheticWeb } from '../sim/web.js'
 
 const { values } = parseArgs({ options: { pages: { type: 'string' }, hosts: { type: 'string' }, peers: { type: 'string' }, runs: { type: 'string' }, replicas: { type: 'string' }, profile: { type: 'string' } } })
-const pages = Number(values.pages ?? 12000)
-const hosts = Number(values.hosts ?? 24)
+const pages = Number(values.pages ?? 48000)
+const hosts = Number(values.hosts ?? 96)
 const peerCounts = (values.peers ?? '1,2,4').split(',').map(Number)
 const runs = Number(values.runs ?? 3)
 const replicas = Number(values.replicas ?? 1)

@@ -66,11 +66,11 @@ export interface CrawlConfig {
   extract?: Record<string, string>
   /** Bits of the seen set's Bloom filter (fixed memory: 2^27 = 16 MiB; 1 % false positives at ~14M URLs). */
   seenFilterBits?: number
-  /** Recent seen-set answers kept in memory. @default 50000 */
+  /** Recent seen-set answers kept in memory (the router skips most repeats before they get here). @default 20000 */
   seenCacheSize?: number
   /**
    * URLs a peer remembers having delivered to their owner; met again they are skipped before the
-   * scope check and the wire. 0 turns it off. @default 65536
+   * scope check and the wire. 0 turns it off. @default 32768
    */
   routedCacheSize?: number
   /** URLs of one host kept in memory ahead of the fetcher. @default 128 */

@@ -51,9 +51,9 @@ export const DEFAULT_MAX_ROBOTS_SIZE = 500 * KiB
 /** Seen-set filter in front of the on-disk set. */
 export const DEFAULT_SEEN_FILTER_BITS = 2 ** 27
 export const DEFAULT_SEEN_FILTER_HASHES = 7
-export const DEFAULT_SEEN_CACHE_SIZE = 50_000
-/** URLs a router remembers having delivered to their owner (skipped when met again): ~7 MB. */
-export const DEFAULT_ROUTED_CACHE_SIZE = 65_536
+export const DEFAULT_SEEN_CACHE_SIZE = 20_000
+/** URLs a router remembers having delivered to their owner (skipped when met again): ~4 MB. */
+export const DEFAULT_ROUTED_CACHE_SIZE = 32_768
 /** URLs of one host kept in memory ahead of the fetcher; the rest stay on disk. */
 export const DEFAULT_HOST_BUFFER = 128
 /**

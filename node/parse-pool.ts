@@ -1,4 +1,8 @@
 import { availableParallelism } from 'node:os'
+import { createHash } from 'node:crypto'
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import debug from 'debug'
 import { decodeBody } from './decode.js'
@@ -11,6 +15,9 @@ const log = debug('shoal:parse-pool')
 export function defaultParseWorkers (): number {
   return Math.max(0, Math.min(4, availableParallelism() - 1))
 }
+
+/** The young generation of a parse worker's heap, MiB (see `start`). */
+const WORKER_YOUNG_GENERATION_MB = 4
 
 interface Pending { resolve: (p: ParsedPage) => void, reject: (e: Error) => void }
 
@@ -27,12 +34,17 @@ export class ParsePool {
 
   constructor (readonly size: number = defaultParseWorkers()) {}
 
-  start (): void {
-    // Running from TypeScript sources (tsx): the worker needs the same loader.
-    const ts = import.meta.url.endsWith('.ts')
-    const url = new URL(ts ? './parse-worker-boot.mjs' : './parse-worker.js', import.meta.url)
+  /** The file the workers run (undefined with 0 workers). */
+  script: string | undefined
+
+  async start (): Promise<void> {
+    if (this.size === 0) return
+    const url = await workerEntry()
+    this.script = fileURLToPath(url)
     for (let i = 0; i < this.size; i++) {
-      const worker = new Worker(url)
+      // A worker holds one page at a time: a small young generation is plenty, and V8's default
+      // (16 MiB semi-spaces) would add tens of MB of resident memory per worker for nothing.
+      const worker = new Worker(url, { resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB } })
       const slot = { worker, load: 0, ids: new Set<number>() }
       worker.on('message', (msg: { id: number, page?: ParsedPage, error?: string }) => {
         slot.load--
@@ -76,4 +88,42 @@ export class ParsePool {
     this.pending.clear()
     await Promise.all(this.workers.splice(0).map(async w => await w.worker.terminate()))
   }
+}
+
+let entry: Promise<URL> | undefined
+
+/**
+ * The script a parse worker runs. From compiled JavaScript, parse-worker.js. From the TypeScript
+ * sources (shoal runs through tsx), a worker does not inherit the main thread's loader, and a
+ * loader of its own is another thread and ~20 MB of resident memory per worker: so the worker's
+ * modules are bundled once into plain JavaScript with esbuild (which tsx itself uses), kept in
+ * node_modules/.cache/shoal/ under their content hash (packages stay imports, resolved from
+ * there). If that fails, the worker boots tsx itself (parse-worker-boot.mjs).
+ */
+async function workerEntry (): Promise<URL> {
+  if (!import.meta.url.endsWith('.ts')) return new URL('./parse-worker.js', import.meta.url)
+  entry ??= bundleWorker().catch((err: any) => {
+    log('bundling the parse worker failed (%s): it loads tsx instead', err.message)
+    return new URL('./parse-worker-boot.mjs', import.meta.url)
+  })
+  return await entry
+}
+
+async function bundleWorker (): Promise<URL> {
+  const { build } = await import('esbuild')
+  const source = fileURLToPath(new URL('./parse-worker.ts', import.meta.url))
+  const out = await build({ entryPoints: [source], bundle: true, packages: 'external', platform: 'node', format: 'esm', target: 'node20', write: false, logLevel: 'silent' })
+  const code = out.outputFiles[0].contents
+  const hash = createHash('sha256').update(code).digest('hex').slice(0, 16)
+  const dir = join(dirname(source), '..', 'node_modules', '.cache', 'shoal')
+  const file = join(dir, `parse-worker-${hash}.mjs`)
+  const existing = await readFile(file).catch(() => undefined)
+  if (existing == null || !Buffer.from(code).equals(existing)) {
+    await mkdir(dir, { recursive: true })
+    // Written under a temporary name and renamed: peers starting at once never load half a file.
+    const tmp = `${file}.${process.pid}.tmp`
+    await writeFile(tmp, code)
+    await rename(tmp, file)
+  }
+  return pathToFileURL(file)
 }

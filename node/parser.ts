@@ -16,7 +16,6 @@ import type { CheerioAPI } from 'cheerio'
 import { DEFAULT_MAX_LINKS_PER_PAGE, DEFAULT_MAX_URL_LENGTH } from './constants.js'
 import { ConfigError } from './errors.js'
 import { normalizeUrl, type NormalizeOptions } from './normalize.js'
-import { RecentMap } from './recent.js'
 import type { ParsedPage } from './types.js'
 
 // cheerio takes ~0.1–0.4 s to load and only extraction needs it: load it on first use.
@@ -425,50 +424,51 @@ function resolveLinks (collector: LinkCollector, pageUrl: string, maxLinks: numb
   const cache = resolveCacheFor(normalizeOpts)
   // What an href resolves to depends only on part of the base: nothing for an absolute URL, the
   // origin for '/path', the directory for 'a/b', the whole base for '?q' or ''. Keying the cache on
-  // that part lets the links every page repeats (navigation, footers) skip URL parsing entirely.
+  // (that part, href) lets the links every page repeats (navigation, footers) skip URL parsing, and
+  // hands back the same URL string each time, whose hash V8 has kept: the Set below and the
+  // router's lookups then never hash it again.
   let origin: string | undefined
   let dir: string | undefined
   const links = new Set<string>()
   for (const href of collector.hrefs) {
     if (links.size >= maxLinks) break
-    // Fast path: '/a/b-c_d.e~f' needs no parsing — WHATWG serializes such a path as it is written.
-    if (href.charCodeAt(0) === 0x2f && base !== undefined) {
-      // A fragment is dropped by normalization anyway.
-      const hash = href.indexOf('#')
-      const path = hash === -1 ? href : href.slice(0, hash)
-      if (isPlainRootPath(path)) {
-        origin ??= originOfBase(base)
-        links.add(origin + path)
-        continue
-      }
-    }
-    let key: string
+    let part: string
     if (isAbsoluteHttp(href)) {
-      key = href
+      part = ''
     } else if (base === undefined) {
       continue
     } else if (href.charCodeAt(0) === 0x2f && href.charCodeAt(1) !== 0x2f) { // '/x', not '//host'
-      origin ??= originOfBase(base)
-      key = origin + href
+      part = origin ??= originOfBase(base)
     } else if (href === '' || href.charCodeAt(0) === 0x3f || href.charCodeAt(0) === 0x23 || href.charCodeAt(0) === 0x2f) { // '', '?q', '#f', '//host'
-      key = base + '\n' + href
+      part = base
     } else {
-      dir ??= dirOfBase(base)
-      key = dir + '\n' + href
+      part = dir ??= dirOfBase(base)
     }
-    let url = cache.get(key)
+    let url = cache.get(part, href)
     if (url === undefined) {
-      try {
-        url = (isAbsoluteHttp(href) ? normalizeUrl(href, undefined, normalizeOpts) : normalizeUrl(href, base, normalizeOpts)) ?? null
-      } catch {
-        // The normalizer returns undefined for bad input; this only keeps a bug there from losing the page.
-        url = null
-      }
-      cache.set(key, url)
+      url = resolveHref(href, part === '' ? undefined : base, part === origin ? origin : undefined, normalizeOpts)
+      cache.set(part, href, url)
     }
     if (url !== null) links.add(url)
   }
   return [...links]
+}
+
+/** One href's normalized URL, or null when it is not a crawlable URL. */
+function resolveHref (href: string, base: string | undefined, origin: string | undefined, normalizeOpts: NormalizeOptions): string | null {
+  if (origin !== undefined) {
+    // Fast path: '/a/b-c_d.e~f' needs no parsing — WHATWG serializes such a path as it is written.
+    // A fragment is dropped by normalization anyway.
+    const hash = href.indexOf('#')
+    const path = hash === -1 ? href : href.slice(0, hash)
+    if (isPlainRootPath(path)) return origin + path
+  }
+  try {
+    return normalizeUrl(href, base, normalizeOpts) ?? null
+  } catch {
+    // The normalizer returns undefined for bad input; this only keeps a bug there from losing the page.
+    return null
+  }
 }
 
 /**
@@ -506,18 +506,46 @@ function dirOfBase (base: string): string {
   return path.slice(0, path.lastIndexOf('/') + 1)
 }
 
-/** href key → normalized URL (null: not a crawlable URL), bounded, one per set of normalize options. */
-type ResolveCache = RecentMap<string | null>
+/**
+ * (part of the base, href) → normalized URL (null: not a crawlable URL), one per set of normalize
+ * options, bounded in two generations like `RecentMap`: when the young one holds half the entries
+ * it becomes the old one and the old one is dropped; a hit in the old one is copied to the young.
+ */
+class ResolveCache {
+  private young = new Map<string, Map<string, string | null>>()
+  private old = new Map<string, Map<string, string | null>>()
+  private count = 0
+  constructor (private readonly half: number) {}
+
+  get (part: string, href: string): string | null | undefined {
+    const v = this.young.get(part)?.get(href)
+    if (v !== undefined) return v
+    const o = this.old.get(part)?.get(href)
+    if (o !== undefined) this.set(part, href, o)
+    return o
+  }
+
+  set (part: string, href: string, value: string | null): void {
+    let m = this.young.get(part)
+    if (m == null) this.young.set(part, m = new Map())
+    m.set(href, value)
+    if (++this.count >= this.half) {
+      this.old = this.young
+      this.young = new Map()
+      this.count = 0
+    }
+  }
+}
 
 const RESOLVE_CACHE_ENTRIES = 20_000
 const resolveCaches = new WeakMap<object, ResolveCache>()
-const defaultResolveCache: ResolveCache = new RecentMap(RESOLVE_CACHE_ENTRIES)
+const defaultResolveCache = new ResolveCache(RESOLVE_CACHE_ENTRIES / 2)
 
 function resolveCacheFor (opts: NormalizeOptions): ResolveCache {
   const key = opts.stripParams
   if (key == null) return defaultResolveCache
   let c = resolveCaches.get(key)
-  if (c == null) resolveCaches.set(key, c = new RecentMap(RESOLVE_CACHE_ENTRIES))
+  if (c == null) resolveCaches.set(key, c = new ResolveCache(RESOLVE_CACHE_ENTRIES / 2))
   return c
 }
 

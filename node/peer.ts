@@ -202,7 +202,7 @@ export class Peer {
     await this.frontier.start()
     this.parseOptions = { stripParams: cfg.stripParams, maxLinks: cfg.maxLinksPerPage, maxHrefLength: cfg.maxUrlLength, extract: cfg.extract }
     this.parser = new ParsePool(cfg.parseWorkers)
-    this.parser.start()
+    await this.parser.start()
     this.abort = new AbortController()
     this.pages = new Mailbox<FetchedPage>(Math.max(8, cfg.concurrency))
     this.running = true

@@ -4,8 +4,8 @@
  * old one and the old one is dropped; a hit in the old generation is copied to the young one, so
  * what is used often survives the rotation. Memory: fewer than `size` entries. Size 0 keeps nothing.
  *
- * Used by the seen set (recent answers), the link resolver (href → normalized URL) and the router
- * (URLs already delivered to their owner).
+ * Used by the seen set (recent answers) and the router (URLs already delivered to their owner);
+ * the parser's href cache (parser.ts `ResolveCache`) is the same scheme keyed in two levels.
  */
 export class RecentMap<V> {
   private young = new Map<string, V>()

@@ -37,7 +37,7 @@ export interface RouterInit {
   /**
    * URLs this router remembers having delivered to their owner (acknowledged: the owner holds them
    * durably); met again, they are skipped before the scope check, routing and the wire. 0 turns
-   * it off. @default 65536
+   * it off. @default 32768
    */
   routedCacheSize?: number
   /** A remembered URL is offered to its owner again once this long has passed (recrawl), ms. @default never */
