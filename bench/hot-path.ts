@@ -3,7 +3,7 @@
  * router, block store) driven by an in-memory HttpClient that serves the synthetic site. Shows what
  * the pipeline itself costs per page, next to htmlparser2 parsing the same bytes alone.
  *
- *   node --import tsx bench/hot-path.ts [--pages 20000] [--profile large|small]     # WORKERS=1: parse in a worker
+ *   node --import tsx bench/hot-path.ts [--pages 20000] [--profile large|small] [--config JSON]   # WORKERS=1: parse in a worker
  *
  * The parse-alone figure comes from bench/parse-alone.ts, in a process of its own, over the first
  * 2000 pages of the same site (median of 5 passes after a warm-up).
@@ -18,7 +18,9 @@ import { crawl } from '../node/crawl.js'
 import type { HttpClient, HttpRequest, HttpResponse } from '../node/types.js'
 import { SiteModel } from '../sim/web.js'
 
-const { values } = parseArgs({ options: { pages: { type: 'string' }, profile: { type: 'string' } } })
+const { values } = parseArgs({ options: { pages: { type: 'string' }, profile: { type: 'string' }, config: { type: 'string' } } })
+/** Extra crawl options, e.g. `--config '{"routedCacheSize":65536}'`. */
+const extra = JSON.parse(values.config ?? '{}') as Record<string, unknown>
 const pages = Number(values.pages ?? 20000)
 const profile = (values.profile ?? 'large') as 'large' | 'small'
 const site = new SiteModel({ seed: 1, pages, profile })
@@ -56,7 +58,7 @@ const { medianMsPerPage: parseMsPerPage, passes: parsePasses } = JSON.parse(alon
 const dir = await mkdtemp(join(tmpdir(), 'shoal-hot-'))
 const t0 = process.cpuUsage()
 const wall = performance.now()
-const report = await crawl({ seeds: [origin + '/'], dataDir: join(dir, 'd'), delay: 0, hostConcurrency: 64, allowPrivate: true, http: new MemoryWeb(), parseWorkers: Number(process.env.WORKERS ?? 0) })
+const report = await crawl({ seeds: [origin + '/'], dataDir: join(dir, 'd'), delay: 0, hostConcurrency: 64, allowPrivate: true, http: new MemoryWeb(), parseWorkers: Number(process.env.WORKERS ?? 0), ...extra })
 const t1 = process.cpuUsage(t0)
 const wallS = (performance.now() - wall) / 1000
 await rm(dir, { recursive: true, force: true })
@@ -64,6 +66,7 @@ const cpuMsPerPage = (t1.user + t1.system) / 1000 / report.pagesFetched
 const result = {
   pages: report.pagesFetched,
   profile,
+  config: extra,
   wallSeconds: +wallS.toFixed(2),
   pagesPerSecond: Math.round(report.pagesFetched / wallS),
   cpuMsPerPage: +cpuMsPerPage.toFixed(3),
