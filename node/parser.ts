@@ -424,14 +424,24 @@ function resolveLinks (collector: LinkCollector, pageUrl: string, maxLinks: numb
   const cache = resolveCacheFor(normalizeOpts)
   // What an href resolves to depends only on part of the base: nothing for an absolute URL, the
   // origin for '/path', the directory for 'a/b', the whole base for '?q' or ''. Keying the cache on
-  // (that part, href) lets the links every page repeats (navigation, footers) skip URL parsing, and
-  // hands back the same URL string each time, whose hash V8 has kept: the Set below and the
-  // router's lookups then never hash it again.
+  // (that part, href) lets the links every page repeats (navigation, footers) skip URL parsing
+  // without building a key string per link.
   let origin: string | undefined
   let dir: string | undefined
   const links = new Set<string>()
   for (const href of collector.hrefs) {
     if (links.size >= maxLinks) break
+    // Fast path, before the cache (it would take a slot for each): '/a/b-c_d.e~f' needs no
+    // parsing — WHATWG serializes such a path as it is written. A fragment is dropped anyway.
+    if (href.charCodeAt(0) === 0x2f && base !== undefined) {
+      const hash = href.indexOf('#')
+      const path = hash === -1 ? href : href.slice(0, hash)
+      if (isPlainRootPath(path)) {
+        origin ??= originOfBase(base)
+        links.add(origin + path)
+        continue
+      }
+    }
     let part: string
     if (isAbsoluteHttp(href)) {
       part = ''
@@ -446,7 +456,7 @@ function resolveLinks (collector: LinkCollector, pageUrl: string, maxLinks: numb
     }
     let url = cache.get(part, href)
     if (url === undefined) {
-      url = resolveHref(href, part === '' ? undefined : base, part === origin ? origin : undefined, normalizeOpts)
+      url = resolveHref(href, part === '' ? undefined : base, normalizeOpts)
       cache.set(part, href, url)
     }
     if (url !== null) links.add(url)
@@ -455,14 +465,7 @@ function resolveLinks (collector: LinkCollector, pageUrl: string, maxLinks: numb
 }
 
 /** One href's normalized URL, or null when it is not a crawlable URL. */
-function resolveHref (href: string, base: string | undefined, origin: string | undefined, normalizeOpts: NormalizeOptions): string | null {
-  if (origin !== undefined) {
-    // Fast path: '/a/b-c_d.e~f' needs no parsing — WHATWG serializes such a path as it is written.
-    // A fragment is dropped by normalization anyway.
-    const hash = href.indexOf('#')
-    const path = hash === -1 ? href : href.slice(0, hash)
-    if (isPlainRootPath(path)) return origin + path
-  }
+function resolveHref (href: string, base: string | undefined, normalizeOpts: NormalizeOptions): string | null {
   try {
     return normalizeUrl(href, base, normalizeOpts) ?? null
   } catch {
