@@ -2,7 +2,7 @@
  * `npm run bench:peers`: what the cluster costs.
  *
  *   node --import tsx bench/peers.ts [--pages 48000] [--hosts 96] [--peers 1,2,4] [--runs 3]
- *                                    [--replicas 1] [--profile DIR]
+ *                                    [--replicas 1] [--profile DIR] [--parse-workers 0] [--out FILE]
  *
  * The web is large enough (48,000 small pages, ~25 s for one peer here) that each process's fixed
  * costs (starting, JIT-compiling the same code, joining) do not dominate the comparison, and has
@@ -19,7 +19,7 @@
  * 2. the router's CPU per 1000 links (scope check, owner lookup on a 10-peer ring, grouping), in
  *    this process, with a transport that acknowledges at once;
  * 3. bytes and messages on the wire per routed link, from the peers' own counters.
- * Writes bench/results/peers.json.
+ * Writes bench/results/peers.json (or --out FILE).
  */
 import { mkdtemp, rm, mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
 import { cpus, tmpdir } from 'node:os'
@@ -33,7 +33,9 @@ import type { Frontier } from '../node/frontier.js'
 import type { Link } from '../node/types.js'
 import { startSyntheticWeb } from '../sim/web.js'
 
-const { values } = parseArgs({ options: { pages: { type: 'string' }, hosts: { type: 'string' }, peers: { type: 'string' }, runs: { type: 'string' }, replicas: { type: 'string' }, profile: { type: 'string' } } })
+const { values } = parseArgs({ options: { pages: { type: 'string' }, hosts: { type: 'string' }, peers: { type: 'string' }, runs: { type: 'string' }, replicas: { type: 'string' }, profile: { type: 'string' }, 'parse-workers': { type: 'string' }, out: { type: 'string' } } })
+/** Parse worker threads of each peer (a local cluster's default is 0: the peers share the cores). */
+const parseWorkers = Number(values['parse-workers'] ?? 0)
 const pages = Number(values.pages ?? 48000)
 const hosts = Number(values.hosts ?? 96)
 const peerCounts = (values.peers ?? '1,2,4').split(',').map(Number)
@@ -115,7 +117,7 @@ async function clusterRun (n: number, run: number): Promise<RunResult> {
     replicas,
     // One profile file a peer and run, written when the peer is stopped (SIGTERM).
     peerEnv: profileDir === undefined ? undefined : (i) => ({ SHOAL_PROFILE: join(profileDir, `peers${n}-run${run}-peer${i}.cpuprofile`) }),
-    config: { allowPrivate: true, delay: 0, hostConcurrency: 4 }
+    config: { allowPrivate: true, delay: 0, hostConcurrency: 4, parseWorkers }
   })
   try {
     const t0 = performance.now()
@@ -197,7 +199,7 @@ console.log('peers  pages/s  join s  bytes/link  (URL bytes)  messages/1000 link
 for (const t of table) console.log(`${String(t.peers).padStart(5)}  ${String(t.pagesPerSecond).padStart(7)}  ${String(t.joinSeconds).padStart(6)}  ${String(t.bytesPerLink).padStart(10)}  ${String(t.urlBytesPerLink).padStart(11)}  ${String(t.messagesPerKLinks).padStart(19)}  ${t.peerCpuSeconds.toFixed(1).padStart(11)}  ${t.serverCpuSeconds.toFixed(1).padStart(12)}`)
 console.log(`router CPU: ${routerMsPer1000.toFixed(2)} ms per 1000 links`)
 await mkdir(new URL('./results/', import.meta.url), { recursive: true })
-await writeFile(new URL('./results/peers.json', import.meta.url), JSON.stringify({
+await writeFile(values.out ?? new URL('./results/peers.json', import.meta.url), JSON.stringify({
   benchmark: 'peers', at: new Date().toISOString(), machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version },
-  options: { pages, hosts, peers: peerCounts, runs, replicas }, table, routerMsPer1000, runs: results
+  options: { pages, hosts, peers: peerCounts, runs, replicas, parseWorkers }, table, routerMsPer1000, runs: results
 }, null, 2))
