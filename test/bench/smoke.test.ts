@@ -33,4 +33,13 @@ describe('bench smoke', function () {
     // Both figures are rounded to 3 decimals before the ratio is taken of the unrounded ones.
     assert.ok(Math.abs(result.ratioToParse - result.cpuMsPerPage / result.parseAloneMsPerPage) < 0.05, `ratio ${result.ratioToParse}`)
   })
+
+  it('bench/idle.ts reads what an idle cluster costs a second', () => {
+    const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
+    const run = spawnSync(process.execPath, ['--import', 'tsx', 'bench/idle.ts', '--peers', '2', '--seconds', '1', '--settle', '0'], { cwd: root, encoding: 'utf8' })
+    assert.equal(run.status, 0, run.stderr)
+    const result = JSON.parse(run.stdout.trim().split('\n').pop() as string)
+    assert.equal(result.cpuSecondsPerPeer.length, 2)
+    assert.ok(result.cpuSecondsPerPeer.every((s: number) => s >= 0) && result.cpuMsPerSecondAllPeers >= 0)
+  })
 })
