@@ -3,7 +3,7 @@
  * (membership heartbeats over gossipsub, gossipsub's own heartbeat, kad-dht discovery rounds,
  * identify, connection pings).
  *
- *   node --import tsx bench/idle.ts [--peers 4] [--seconds 20] [--settle 5]
+ *   node --import tsx bench/idle.ts [--peers 4] [--seconds 20] [--settle 5] [--heartbeat MS]
  *
  * Starts N `shoal start` processes on 127.0.0.1 (a local cluster, r = 1), waits until every peer
  * sees the whole ring and `--settle` seconds more (the joins' own work), then reads each peer's CPU
@@ -15,7 +15,7 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { LocalCluster } from '../node/local-cluster.js'
 
-const { values } = parseArgs({ options: { peers: { type: 'string' }, seconds: { type: 'string' }, settle: { type: 'string' } } })
+const { values } = parseArgs({ options: { peers: { type: 'string' }, seconds: { type: 'string' }, settle: { type: 'string' }, heartbeat: { type: 'string' } } })
 const peers = Number(values.peers ?? 4)
 const seconds = Number(values.seconds ?? 20)
 const settle = Number(values.settle ?? 5)
@@ -30,7 +30,11 @@ async function cpuSeconds (pid: number): Promise<number> {
 const sleep = async (s: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, s * 1000)) }
 
 const dir = await mkdtemp(join(tmpdir(), 'shoal-idle-'))
-const cluster = new LocalCluster({ peers, replicas: 1, dataDir: dir, config: { allowPrivate: true } })
+const cluster = new LocalCluster({
+  peers, replicas: 1, dataDir: dir, config: { allowPrivate: true },
+  // A longer heartbeat needs a longer silence timeout (5 heartbeats, as the defaults).
+  extraArgs: values.heartbeat === undefined ? [] : ['--heartbeat', values.heartbeat, '--silence', String(5 * Number(values.heartbeat))]
+})
 try {
   await cluster.start()
   await cluster.waitForRing(peers)
