@@ -7,6 +7,7 @@ import * as Digest from 'multiformats/hashes/digest'
 import type { BatchOp, Store } from './db.js'
 import { ShoalError } from './errors.js'
 import { MiB } from './constants.js'
+import './polyfills.js'
 
 const SHA2_256 = 0x12
 const RAW = 0x55
@@ -139,9 +140,7 @@ export class BlockStore {
   private async append (pack: number, offset: number, bytes: Uint8Array): Promise<void> {
     let g = this.queue[this.queue.length - 1]
     if (g == null || g.pack !== pack || g.offset + g.bytes !== offset || g.bytes >= MAX_GROUP_BYTES || g.parts.length >= MAX_GROUP_PARTS) {
-      let resolve!: () => void
-      let reject!: (err: Error) => void
-      const done = new Promise<void>((res, rej) => { resolve = res; reject = rej })
+      const { promise: done, resolve, reject } = Promise.withResolvers<void>()
       g = { pack, offset, parts: [], bytes: 0, done, resolve, reject }
       this.queue.push(g)
     }

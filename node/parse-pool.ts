@@ -1,7 +1,5 @@
 import { availableParallelism } from 'node:os'
-import { createHash } from 'node:crypto'
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import debug from 'debug'
@@ -93,37 +91,22 @@ export class ParsePool {
 let entry: Promise<URL> | undefined
 
 /**
- * The script a parse worker runs. From compiled JavaScript, parse-worker.js. From the TypeScript
- * sources (shoal runs through tsx), a worker does not inherit the main thread's loader, and a
- * loader of its own is another thread and ~20 MB of resident memory per worker: so the worker's
- * modules are bundled once into plain JavaScript with esbuild (which tsx itself uses), kept in
- * node_modules/.cache/shoal/ under their content hash (packages stay imports, resolved from
- * there). If that fails, the worker boots tsx itself (parse-worker-boot.mjs).
+ * The script a parse worker runs. From compiled JavaScript (dist/, the launcher's bundle),
+ * parse-worker.js beside it. From the TypeScript sources (tests, benches), a
+ * worker does not inherit the main thread's loader, and a loader of its own is another thread and
+ * ~15–20 MB of resident memory per worker: so it runs the launcher's bundle (bin/bundle.mjs, built
+ * if the sources changed) unless SHOAL_NO_BUNDLE=1 or bundling fails; then it boots tsx itself
+ * (parse-worker-boot.mjs).
  */
 async function workerEntry (): Promise<URL> {
   if (!import.meta.url.endsWith('.ts')) return new URL('./parse-worker.js', import.meta.url)
-  entry ??= bundleWorker().catch((err: any) => {
-    log('bundling the parse worker failed (%s): it loads tsx instead', err.message)
-    return new URL('./parse-worker-boot.mjs', import.meta.url)
-  })
+  const boot = new URL('./parse-worker-boot.mjs', import.meta.url)
+  if (process.env.SHOAL_NO_BUNDLE === '1') return boot
+  entry ??= import('../bin/bundle.mjs')
+    .then(async ({ ensureBundle }) => pathToFileURL(join(await ensureBundle(), 'parse-worker.js')))
+    .catch((err: any) => {
+      log('bundling the parse worker failed (%s): it loads tsx instead', err.message)
+      return boot
+    })
   return await entry
-}
-
-async function bundleWorker (): Promise<URL> {
-  const { build } = await import('esbuild')
-  const source = fileURLToPath(new URL('./parse-worker.ts', import.meta.url))
-  const out = await build({ entryPoints: [source], bundle: true, packages: 'external', platform: 'node', format: 'esm', target: 'node20', write: false, logLevel: 'silent' })
-  const code = out.outputFiles[0].contents
-  const hash = createHash('sha256').update(code).digest('hex').slice(0, 16)
-  const dir = join(dirname(source), '..', 'node_modules', '.cache', 'shoal')
-  const file = join(dir, `parse-worker-${hash}.mjs`)
-  const existing = await readFile(file).catch(() => undefined)
-  if (existing == null || !Buffer.from(code).equals(existing)) {
-    await mkdir(dir, { recursive: true })
-    // Written under a temporary name and renamed: peers starting at once never load half a file.
-    const tmp = `${file}.${process.pid}.tmp`
-    await writeFile(tmp, code)
-    await rename(tmp, file)
-  }
-  return pathToFileURL(file)
 }

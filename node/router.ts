@@ -95,18 +95,17 @@ export class Router {
     const { scope, ownership } = this.components
     this.stats.linksIn += links.length
     const byOwner = new Map<string, Link[]>()
-    // Seeds and hand-offs (skipScope) always go to the owner: they are few, and a hand-off must.
-    const skipKnown = opts.skipScope !== true
-    const now = skipKnown && this.recrawlAfter !== Infinity ? this.now() : 0
+    // Seeds and hand-offs (skipScope) always go to the owner, unchecked: they are few, and a
+    // hand-off must.
+    const check = opts.skipScope !== true
+    const now = check && this.recrawlAfter !== Infinity ? this.now() : 0
     for (const l of links) {
-      if (skipKnown) {
+      if (check) {
         const at = this.routed.get(l.url)
         if (at !== undefined && (this.recrawlAfter === Infinity || now - at < this.recrawlAfter)) {
           this.stats.alreadyRouted++
           continue
         }
-      }
-      if (opts.skipScope !== true) {
         const v = scope.check(l.url)
         if (!v.ok) {
           this.stats.outOfScope[v.reason] = (this.stats.outOfScope[v.reason] ?? 0) + 1

@@ -13,7 +13,7 @@ describe('parse pool', () => {
       assert.deepEqual(got, pages.map(html => parsePage(html, 'http://a.test/p/q', opts)))
       assert.equal(got[0].fields?.title, 'p0')
       // From the TypeScript sources the workers run a JavaScript bundle, not a second tsx loader.
-      assert.match(pool.script ?? '', /node_modules\/\.cache\/shoal\/parse-worker-[0-9a-f]{16}\.mjs$/)
+      assert.match(pool.script ?? '', /\/dist\/parse-worker\.js$/)
     } finally {
       await pool.stop()
     }

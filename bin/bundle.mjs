@@ -1,0 +1,68 @@
+// shoal's sources bundled into plain JavaScript in dist/ with esbuild (packages stay imports,
+// resolved from the project's node_modules), rebuilt whenever a source it was built from changed.
+// Used by the launcher (bin/shoal.js: dist/cli.js) and, when shoal runs from its TypeScript sources,
+// by the parse pool (node/parse-pool.ts: dist/parse-worker.js, so a worker needs no loader).
+import { createHash } from 'node:crypto'
+import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
+const DIST = join(ROOT, 'dist')
+const STAMP = join(DIST, 'build.json')
+/** The layout of dist/ (a stamp of another format is rebuilt). */
+const FORMAT = 3
+/** What dist/ holds, built from these sources. */
+const ENTRIES = {
+  cli: join(ROOT, 'node', 'cli.ts'),
+  'parse-worker': join(ROOT, 'node', 'parse-worker.ts'),
+  // A bundle evaluates every package it imports before any of its own code, so the polyfills
+  // libp2p needs are a module of their own, loaded first.
+  polyfills: join(ROOT, 'node', 'polyfills.ts')
+}
+
+/** A key of the given source files as they are now: path, size and modification time. */
+function keyOf (files) {
+  const h = createHash('sha256').update(process.version)
+  for (const f of files) {
+    const st = statSync(join(ROOT, f))
+    h.update(`${f}\0${st.size}\0${st.mtimeMs}\n`)
+  }
+  return h.digest('hex').slice(0, 32)
+}
+
+/** True when dist/ was built from the sources as they are now. */
+function current () {
+  try {
+    const stamp = JSON.parse(readFileSync(STAMP, 'utf8'))
+    return stamp.format === FORMAT && keyOf(stamp.inputs) === stamp.key
+  } catch {
+    return false // no build yet, or a source it was built from is gone
+  }
+}
+
+/** Bundle the sources into dist/; each file is written under a temporary name and renamed. */
+async function build () {
+  const esbuild = await import('esbuild')
+  const out = await esbuild.build({
+    entryPoints: ENTRIES, outdir: DIST, absWorkingDir: ROOT, bundle: true, packages: 'external', platform: 'node',
+    format: 'esm', target: 'node20', write: false, metafile: true, logLevel: 'silent', sourcemap: 'linked'
+  })
+  // This file too: what it builds is part of the build.
+  const inputs = [...Object.keys(out.metafile.inputs), 'bin/bundle.mjs']
+  mkdirSync(DIST, { recursive: true })
+  const put = (file, contents) => {
+    const tmp = `${file}.${process.pid}.tmp`
+    writeFileSync(tmp, contents)
+    renameSync(tmp, file)
+  }
+  for (const f of out.outputFiles) put(f.path, f.contents)
+  // The stamp last: a reader that finds it matching finds the files it names.
+  put(STAMP, JSON.stringify({ format: FORMAT, key: keyOf(inputs), inputs }))
+}
+
+/** dist/, built from the sources as they are now (building it if not); throws if it can't be. */
+export async function ensureBundle () {
+  if (!current()) await build()
+  return DIST
+}
