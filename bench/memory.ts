@@ -178,6 +178,9 @@ type ChildMessage =
 async function runChild (init: ChildInit): Promise<void> {
   const { crawl } = await import('../node/crawl.js')
   const { DEFAULT_MAX_PAGES_PER_HOST } = await import('../node/constants.js')
+  const { applyHeapGrowth } = await import('../node/gc-tuning.js')
+  // As `shoal crawl` does before it starts (`heapGrowth` in --config overrides the default).
+  applyHeapGrowth(init.config.heapGrowth as number | undefined)
   const ac = new AbortController()
   process.on('message', (m: any) => { if (m?.type === 'stop') ac.abort() })
   // The bench went away: stop too, rather than crawl on unobserved.

@@ -5,6 +5,7 @@ import { ConfigError } from './errors.js'
 import { Scope, type ScopeMode } from './scope.js'
 import { validateExtract } from './parser.js'
 import { defaultParseWorkers } from './parse-pool.js'
+import { DEFAULT_HEAP_GROWTH, heapGrowthFlag } from './gc-tuning.js'
 
 /**
  * Every option of a peer's crawl, as a user sets it (config file, CLI flags or the API).
@@ -92,6 +93,12 @@ export interface CrawlConfig {
    * @default cores − 1, at most 4
    */
   parseWorkers?: number
+  /**
+   * How far V8 lets the heap grow past what its last full collection kept, percent; 0 leaves V8's
+   * own rule (up to 4×). Process-wide: the CLI applies it when a command starts (node/gc-tuning.ts).
+   * @default 50
+   */
+  heapGrowth?: number
 }
 
 export type ResolvedConfig = Required<Omit<CrawlConfig, 'userAgent' | 'extract' | 'recrawlAfter' | 'include' | 'exclude'>> &
@@ -146,7 +153,8 @@ export const CRAWL_OPTIONS: Record<keyof CrawlConfig, Kind> = {
   batchMaxWait: 'int',
   batchMaxQueued: 'posint',
   storeMaxOpenFiles: 'posint',
-  parseWorkers: 'int'
+  parseWorkers: 'int',
+  heapGrowth: 'int'
 }
 
 const what: Record<Kind, string> = {
@@ -194,6 +202,7 @@ export function validateConfig (input: Record<string, unknown>, where = 'config'
 
 export function resolveConfig (init: CrawlConfig = {}): ResolvedConfig {
   validateConfig(init as Record<string, unknown>)
+  if (init.heapGrowth !== undefined) heapGrowthFlag(init.heapGrowth)
   if (init.extract != null) validateExtract(init.extract)
   // Compiles include/exclude: a bad pattern is refused here, before anything is opened.
   new Scope({ include: init.include, exclude: init.exclude })
@@ -243,7 +252,8 @@ export function resolveConfig (init: CrawlConfig = {}): ResolvedConfig {
     batchMaxWait: init.batchMaxWait ?? C.DEFAULT_BATCH_MAX_WAIT,
     batchMaxQueued: init.batchMaxQueued ?? C.DEFAULT_BATCH_MAX_QUEUED_OPS,
     storeMaxOpenFiles: init.storeMaxOpenFiles ?? C.DEFAULT_STORE_MAX_OPEN_FILES,
-    parseWorkers: init.parseWorkers ?? defaultParseWorkers()
+    parseWorkers: init.parseWorkers ?? defaultParseWorkers(),
+    heapGrowth: init.heapGrowth ?? DEFAULT_HEAP_GROWTH
   }
 }
 

@@ -61,7 +61,8 @@ export function configArgs (config: CrawlConfig = {}): string[] {
     maxBodySize: '--max-body-size',
     requestTimeout: '--timeout',
     contact: '--contact',
-    parseWorkers: '--parse-workers'
+    parseWorkers: '--parse-workers',
+    heapGrowth: '--heap-growth'
   }
   for (const [key, name] of Object.entries(flag)) {
     const v = (config as Record<string, unknown>)[key]

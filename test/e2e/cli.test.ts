@@ -36,6 +36,7 @@ describe('cli: bad arguments and config values exit 2 with a message that says w
     ['non-numeric delay', ['crawl', 'http://example.com/', '--delay', 'soon'], /--delay must be a non-negative integer, got "soon"/],
     ['zero host concurrency', ['crawl', 'http://example.com/', '--host-concurrency', '0'], /--host-concurrency must be a positive integer, got "0"/],
     ['fractional max depth', ['crawl', 'http://example.com/', '--max-depth', '1.5'], /--max-depth must be a non-negative integer, got "1.5"/],
+    ['heap growth out of range', ['crawl', 'http://example.com/', '--heap-growth', '5000'], /heap growth \(--heap-growth, heapGrowth\) must be an integer from 0 .* to 1000 percent, got 5000/],
     ['bad scope', ['crawl', 'http://example.com/', '--scope', 'planet'], /--scope must be one of host, domain, any; got "planet"/],
     ['bad exclude regex', ['crawl', 'http://example.com/', '--exclude', '(', '--data', '%DIR%/x'], /exclude.*\(/],
     ['get without URL', ['get'], /exactly one URL/],
