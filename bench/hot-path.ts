@@ -15,6 +15,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { crawl } from '../node/crawl.js'
+import { applyHeapGrowth } from '../node/gc-tuning.js'
 import type { HttpClient, HttpRequest, HttpResponse } from '../node/types.js'
 import { SiteModel } from '../sim/web.js'
 
@@ -55,6 +56,8 @@ const alone = spawnSync(process.execPath, ['--import', 'tsx', join(dirname(fileU
 if (alone.status !== 0) throw new Error(`bench/parse-alone.ts failed: ${alone.stderr}`)
 const { medianMsPerPage: parseMsPerPage, passes: parsePasses } = JSON.parse(alone.stdout.trim().split('\n').pop() as string)
 
+// As `shoal crawl` does when it starts (`--config '{"heapGrowth":0}'` for V8's own rule).
+applyHeapGrowth(extra.heapGrowth as number | undefined)
 const dir = await mkdtemp(join(tmpdir(), 'shoal-hot-'))
 const t0 = process.cpuUsage()
 const wall = performance.now()

@@ -71,7 +71,8 @@ export interface CrawlConfig {
   seenCacheSize?: number
   /**
    * URLs a peer remembers having delivered to their owner; met again they are skipped before the
-   * scope check and the wire. 0 turns it off. @default 32768
+   * scope check and the wire. Each parse thread keeps as many of the links it handed on, and drops
+   * them where it finds them again. 0 turns both off. @default 32768
    */
   routedCacheSize?: number
   /** URLs of one host kept in memory ahead of the fetcher. @default 128 */

@@ -5,6 +5,7 @@ import { Worker } from 'node:worker_threads'
 import debug from 'debug'
 import { decodeBody } from './decode.js'
 import { parsePage, type ParseOptions } from './parser.js'
+import { RepeatFilter } from './recent.js'
 import type { ParsedPage } from './types.js'
 
 const log = debug('shoal:parse-pool')
@@ -19,6 +20,9 @@ const WORKER_YOUNG_GENERATION_MB = 4
 
 interface Pending { resolve: (p: ParsedPage) => void, reject: (e: Error) => void }
 
+/** Links each parse thread remembers having handed on (`RepeatFilter`); size 0: none. */
+export interface RepeatsInit { size: number, recrawlAfter?: number }
+
 /**
  * Parsing off the main thread. The tokenizer and URL resolution are the largest share of a page's
  * CPU; on a machine with more than one core they run in worker threads while the main thread
@@ -30,7 +34,12 @@ export class ParsePool {
   private readonly pending = new Map<number, Pending>()
   private nextId = 1
 
-  constructor (readonly size: number = defaultParseWorkers()) {}
+  /** The inline parse's filter (with 0 workers); each worker has its own. */
+  private readonly inlineRepeats: RepeatFilter
+
+  constructor (readonly size: number = defaultParseWorkers(), private readonly repeats: RepeatsInit = { size: 0 }) {
+    this.inlineRepeats = new RepeatFilter(repeats.size, repeats.recrawlAfter ?? Infinity)
+  }
 
   /** The file the workers run (undefined with 0 workers). */
   script: string | undefined
@@ -42,7 +51,10 @@ export class ParsePool {
     for (let i = 0; i < this.size; i++) {
       // A worker holds one page at a time: a small young generation is plenty, and V8's default
       // (16 MiB semi-spaces) would add tens of MB of resident memory per worker for nothing.
-      const worker = new Worker(url, { resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB } })
+      const worker = new Worker(url, {
+        resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },
+        workerData: { repeats: { size: this.repeats.size, recrawlAfter: this.repeats.recrawlAfter ?? Infinity } }
+      })
       const slot = { worker, load: 0, ids: new Set<number>() }
       worker.on('message', (msg: { id: number, page?: ParsedPage, error?: string }) => {
         slot.load--
@@ -68,8 +80,16 @@ export class ParsePool {
     }
   }
 
-  async parse (body: Uint8Array, contentType: string | undefined, url: string, opts: ParseOptions): Promise<ParsedPage> {
-    if (this.workers.length === 0) return parsePage(decodeBody(contentType, body), url, opts)
+  /**
+   * Parse a page. With `now`, the links the thread handed on recently (within `recrawlAfter` of
+   * `now`) are dropped, and the rest remembered: pass it only when the links will be routed.
+   */
+  async parse (body: Uint8Array, contentType: string | undefined, url: string, opts: ParseOptions, now?: number): Promise<ParsedPage> {
+    if (this.workers.length === 0) {
+      const page = parsePage(decodeBody(contentType, body), url, opts)
+      if (now !== undefined) this.inlineRepeats.apply(page, now)
+      return page
+    }
     let slot = this.workers[0]
     for (const w of this.workers) if (w.load < slot.load) slot = w
     const id = this.nextId++
@@ -77,7 +97,7 @@ export class ParsePool {
     slot.ids.add(id)
     return await new Promise<ParsedPage>((resolve, reject) => {
       this.pending.set(id, { resolve, reject })
-      slot.worker.postMessage({ id, body, contentType, url, opts })
+      slot.worker.postMessage({ id, body, contentType, url, opts, now })
     })
   }
 

@@ -201,7 +201,7 @@ export class Peer {
     }, { allowPrivate: cfg.allowPrivate, routedCacheSize: cfg.routedCacheSize, recrawlAfter: cfg.recrawlAfter, now: () => this.clock.now() })
     await this.frontier.start()
     this.parseOptions = { stripParams: cfg.stripParams, maxLinks: cfg.maxLinksPerPage, maxHrefLength: cfg.maxUrlLength, extract: cfg.extract }
-    this.parser = new ParsePool(cfg.parseWorkers)
+    this.parser = new ParsePool(cfg.parseWorkers, { size: cfg.routedCacheSize, recrawlAfter: cfg.recrawlAfter })
     await this.parser.start()
     this.abort = new AbortController()
     this.pages = new Mailbox<FetchedPage>(Math.max(8, cfg.concurrency))
@@ -354,13 +354,16 @@ export class Peer {
   private async parseLinks (body: Uint8Array, contentType: string | undefined, entry: Lease['entry'], record: UrlRecord): Promise<Link[]> {
     const cfg = this.config
     if (body.byteLength === 0 || !isHtml(contentType, body)) return []
+    const depth = entry.depth + 1
+    // Links past maxDepth are not routed: the parse thread must not count them as handed on.
+    const routed = depth <= cfg.maxDepth
     try {
-      const parsed = await this.parser.parse(body, contentType, entry.url, this.parseOptions)
-      record.links = parsed.links.length
+      const parsed = await this.parser.parse(body, contentType, entry.url, this.parseOptions, routed ? this.clock.now() : undefined)
+      record.links = parsed.linkCount ?? parsed.links.length
       if (parsed.noindex) record.noindex = true
       if (parsed.fields != null) record.fields = parsed.fields
-      const depth = entry.depth + 1
-      if (depth > cfg.maxDepth) return []
+      if (parsed.repeats !== undefined && parsed.repeats > 0) this.router.skipped(parsed.repeats)
+      if (!routed) return []
       return parsed.links.map(url => ({ url, depth, referrer: entry.url }))
     } catch (err: any) {
       record.error = `parse error: ${err.message}`

@@ -44,3 +44,40 @@ export class RecentMap<V> {
     this.old.clear()
   }
 }
+
+/**
+ * The parse side of "skip what was already routed": the links a parse thread has handed on
+ * recently, so that the links every page repeats (navigation, footers, popular pages) are dropped
+ * where they are found, before they cross to the main thread, become `Link`s and reach the
+ * router. A link is remembered when it is handed on, not when its owner acknowledges it (the
+ * router does that, behind this): that is safe because a page is only done once the router has
+ * delivered its links, retrying until the owner has them or the peer stops, and a page that is not
+ * done is fetched (and parsed, by a thread that remembers nothing) again. With `recrawlAfter`, a
+ * link handed on longer ago than that goes through again, as in the router.
+ */
+export class RepeatFilter {
+  private readonly recent: RecentMap<number>
+
+  constructor (readonly size: number, private readonly recrawlAfter = Infinity) {
+    this.recent = new RecentMap(size)
+  }
+
+  /**
+   * Drop from `page.links` what was handed on within `recrawlAfter` of `now`, and remember the
+   * rest as handed on at `now`. Sets `linkCount` (the page's links before) and `repeats`.
+   */
+  apply (page: { links: string[], linkCount?: number, repeats?: number }, now: number): void {
+    page.linkCount = page.links.length
+    page.repeats = 0
+    if (this.size === 0 || page.links.length === 0) return
+    const fresh: string[] = []
+    for (const url of page.links) {
+      const at = this.recent.get(url)
+      if (at !== undefined && (this.recrawlAfter === Infinity || now - at < this.recrawlAfter)) continue
+      this.recent.set(url, now)
+      fresh.push(url)
+    }
+    page.repeats = page.links.length - fresh.length
+    page.links = fresh
+  }
+}

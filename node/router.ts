@@ -50,7 +50,10 @@ export interface RouterStats {
   outOfScope: Record<string, number>
   routedLocal: number
   routedRemote: number
-  /** Links skipped because this router delivered them to their owner a moment ago (see `routedCacheSize`). */
+  /**
+   * Links skipped because this router delivered them to their owner a moment ago, or because the
+   * parse thread that found them had handed them on a moment ago (see `routedCacheSize`).
+   */
   alreadyRouted: number
   /** Links re-sent after an owner failed to acknowledge them. */
   resent: number
@@ -88,6 +91,11 @@ export class Router {
     this.routed = new RecentMap(init.routedCacheSize ?? DEFAULT_ROUTED_CACHE_SIZE)
     this.recrawlAfter = init.recrawlAfter ?? Infinity
     this.now = init.now ?? Date.now
+  }
+
+  /** Links dropped as repeats before they reached the router (the parse threads' `RepeatFilter`). */
+  skipped (n: number): void {
+    this.stats.alreadyRouted += n
   }
 
   async route (links: Link[], opts: { skipScope?: boolean } = {}): Promise<void> {

@@ -41,6 +41,12 @@ export interface ParsedPage {
   nofollow: boolean
   /** User-defined fields (CSS selectors → values), when extraction is configured. */
   fields?: Record<string, string | string[]>
+  /**
+   * Set when the parse pool dropped links its thread had handed on recently (`RepeatFilter`):
+   * the page's distinct links before that, and how many were dropped.
+   */
+  linkCount?: number
+  repeats?: number
 }
 
 export type RecordStatus =

@@ -79,6 +79,12 @@ export interface FaultReport {
   duplicates: number
   /** Hosts the faulted peer owned when it was killed or paused, or owns once a join or restart settled. */
   hosts?: number
+  /**
+   * join / restart: of those hosts, how many had a page requested (by any peer) once the ring had
+   * settled and the hand-off time had passed. The (re)started peer must have fetched if this is > 0;
+   * when it is 0 its hosts were done (or had nothing left) before it took them over.
+   */
+  hostsBusyAfterSettle?: number
   /** Set when the fault could not fire when asked (e.g. a share never reached before the crawl went idle). */
   note?: string
 }
@@ -196,7 +202,7 @@ export async function runReal (opts: RealSimOptions = {}): Promise<SimReport> {
     const politeWindows: FaultWindow[] = []
     const reports = new Map<Fault, FaultReport>()
     /** Per fault: who to watch for recovery, from when. */
-    const recovery = new Map<Fault, { since: number, hosts?: Set<number>, notPeer?: string, byPeer?: string }>()
+    const recovery = new Map<Fault, { since: number, hosts?: Set<number>, notPeer?: string, byPeer?: string, owned?: Set<number>, busyFrom?: number }>()
     let settledOk = true
     let lastEvent = ''
 
@@ -262,8 +268,9 @@ export async function runReal (opts: RealSimOptions = {}): Promise<SimReport> {
           r.settleSeconds = round((s - t) / 1000, 2)
           dupWindows.push({ spec: f.spec, from: t, to: s + handoff })
           politeWindows.push({ spec: f.spec, from: t - inflight, to: s + handoff })
-          recovery.set(f, { since: t, byPeer: shortId(back.peerId) })
-          r.hosts = hostsOwnedBy(back.peerId, liveIds()).size
+          const owned = hostsOwnedBy(back.peerId, liveIds())
+          recovery.set(f, { since: t, byPeer: shortId(back.peerId), owned, busyFrom: s + handoff })
+          r.hosts = owned.size
           break
         }
         case 'join': {
@@ -273,8 +280,9 @@ export async function runReal (opts: RealSimOptions = {}): Promise<SimReport> {
           r.settleSeconds = round((s - t) / 1000, 2)
           dupWindows.push({ spec: f.spec, from: t, to: s + handoff })
           politeWindows.push({ spec: f.spec, from: t, to: s + handoff })
-          recovery.set(f, { since: t, byPeer: shortId(p.peerId) })
-          r.hosts = hostsOwnedBy(p.peerId, liveIds()).size
+          const owned = hostsOwnedBy(p.peerId, liveIds())
+          recovery.set(f, { since: t, byPeer: shortId(p.peerId), owned, busyFrom: s + handoff })
+          r.hosts = owned.size
           break
         }
         case 'pause': {
@@ -398,6 +406,11 @@ export async function runReal (opts: RealSimOptions = {}): Promise<SimReport> {
       const hit = log.find(e => e.at >= w.since && e.target !== '/robots.txt' &&
         (w.byPeer !== undefined ? e.peer === w.byPeer : (w.hosts?.has(e.host) === true && e.peer !== w.notPeer)))
       if (hit !== undefined) r.recoverySeconds = round((hit.at - w.since) / 1000, 2)
+      if (w.owned !== undefined && w.busyFrom !== undefined) {
+        const busy = new Set<number>()
+        for (const e of log) if (e.at >= (w.busyFrom as number) && e.target !== '/robots.txt' && w.owned.has(e.host)) busy.add(e.host)
+        r.hostsBusyAfterSettle = busy.size
+      }
     }
     const truth = web.summary()
     const queued = finalStatuses.reduce((a, s) => a + s.local.queued, 0)

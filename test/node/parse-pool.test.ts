@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { ParsePool } from '../../node/parse-pool.js'
 import { parsePage } from '../../node/parser.js'
+import { RepeatFilter } from '../../node/recent.js'
 
 describe('parse pool', () => {
   it('parses in worker threads exactly as on the main thread', async () => {
@@ -25,5 +26,50 @@ describe('parse pool', () => {
     const page = await pool.parse(Buffer.from('<a href="/z">z</a>'), 'text/html', 'http://a.test/', {})
     assert.deepEqual(page.links, ['http://a.test/z'])
     await pool.stop()
+  })
+
+  for (const workers of [0, 1]) {
+    it(`drops the links its thread handed on recently, only when asked (${workers} workers)`, async () => {
+      const pool = new ParsePool(workers, { size: 100, recrawlAfter: 1000 })
+      await pool.start()
+      try {
+        const html = (...hrefs: string[]): Buffer => Buffer.from(hrefs.map(h => `<a href="${h}">x</a>`).join(''))
+        // Without `now` nothing is filtered or remembered (links past maxDepth, never routed).
+        const unrouted = await pool.parse(html('/a', '/b'), 'text/html', 'http://a.test/', {})
+        assert.deepEqual(unrouted.links, ['http://a.test/a', 'http://a.test/b'])
+        assert.equal(unrouted.repeats, undefined)
+        const first = await pool.parse(html('/a', '/b'), 'text/html', 'http://a.test/', {}, 10)
+        assert.deepEqual(first.links, ['http://a.test/a', 'http://a.test/b'])
+        assert.deepEqual([first.linkCount, first.repeats], [2, 0])
+        const second = await pool.parse(html('/b', '/c', '/a'), 'text/html', 'http://a.test/x', {}, 20)
+        assert.deepEqual(second.links, ['http://a.test/c'])
+        assert.deepEqual([second.linkCount, second.repeats], [3, 2])
+        // recrawlAfter later, they go through again.
+        const later = await pool.parse(html('/a', '/c'), 'text/html', 'http://a.test/y', {}, 1010)
+        assert.deepEqual(later.links, ['http://a.test/a'])
+      } finally {
+        await pool.stop()
+      }
+    })
+  }
+})
+
+describe('RepeatFilter', () => {
+  it('size 0 keeps every link and remembers nothing', () => {
+    const f = new RepeatFilter(0)
+    for (let i = 0; i < 2; i++) {
+      const page = { links: ['http://a.test/1', 'http://a.test/2'] }
+      f.apply(page, i)
+      assert.deepEqual(page, { links: ['http://a.test/1', 'http://a.test/2'], linkCount: 2, repeats: 0 })
+    }
+  })
+
+  it('forgets the oldest links once full, so they are handed on again', () => {
+    const f = new RepeatFilter(4)
+    const apply = (...links: string[]): string[] => { const p = { links }; f.apply(p, 0); return p.links }
+    assert.deepEqual(apply('1', '2'), ['1', '2'])
+    assert.deepEqual(apply('3', '4', '5', '6'), ['3', '4', '5', '6'])
+    // Two generations of 2: 1 and 2 were dropped with the first one.
+    assert.deepEqual(apply('1', '6'), ['1'])
   })
 })

@@ -30,7 +30,8 @@ describe('shoal sim, real mode: real peers, staged faults, invariants', function
     const [kill, join, restart, pause] = r.faults
     // Ownership depends on the peers' random ids: with 8 hosts a peer may own none.
     if (kill.hosts! > 0) assert.ok(kill.recoverySeconds !== undefined, 'the killed peer\'s hosts were fetched again by others')
-    if (join.hosts! > 0) assert.ok(join.recoverySeconds !== undefined, `the joiner took over ${join.hosts} hosts and fetched pages`)
+    // …and the joiner's hosts may have been finished before it settled (the crawl is quick).
+    if (join.hostsBusyAfterSettle! > 0) assert.ok(join.recoverySeconds !== undefined, `the joiner took over ${join.hosts} hosts, ${join.hostsBusyAfterSettle} of them still crawled after it settled, and fetched pages`)
     assert.ok(restart.settleSeconds !== undefined && pause.endedAt !== undefined)
     assert.equal(r.duplicates.unexplained, 0)
     assert.equal(r.sample.urls, 40)
