@@ -116,7 +116,9 @@ async function clusterRun (n: number, run: number): Promise<RunResult> {
     dataDir: dir,
     replicas,
     // One profile file a peer and run, written when the peer is stopped (SIGTERM).
-    peerEnv: profileDir === undefined ? undefined : (i) => ({ SHOAL_PROFILE: join(profileDir, `peers${n}-run${run}-peer${i}.cpuprofile`) }),
+    // From the TypeScript sources (SHOAL_NO_BUNDLE), so that the profiles name each module and
+    // bench/cpu-breakdown.ts can tell them apart (the launcher's bundle is one file).
+    peerEnv: profileDir === undefined ? undefined : (i) => ({ SHOAL_PROFILE: join(profileDir, `peers${n}-run${run}-peer${i}.cpuprofile`), SHOAL_NO_BUNDLE: '1' }),
     config: { allowPrivate: true, delay: 0, hostConcurrency: 4, parseWorkers }
   })
   try {
