@@ -7,7 +7,7 @@ import { ConfigError } from './errors.js'
  * throughput-bound process; a crawler's live heap is small (bounded caches; the frontier and the
  * seen set are on disk) and its garbage is mostly page bodies and link strings, so at 4× most of
  * the resident memory is garbage waiting. At 50 % a 20,000-page crawl of 30 KB pages peaked at
- * ~217 MB instead of ~308 MB, with no measurable change in CPU per page (BENCHMARKS.md §1).
+ * ~220–237 MB instead of ~300–310 MB, for up to ~5 % of its pages/s (BENCHMARKS.md §1, §5).
  */
 export const DEFAULT_HEAP_GROWTH = 50
 export const MAX_HEAP_GROWTH = 1000
