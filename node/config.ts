@@ -96,7 +96,8 @@ export interface CrawlConfig {
   parseWorkers?: number
   /**
    * How far V8 lets the heap grow past what its last full collection kept, percent; 0 leaves V8's
-   * own rule (up to 4×). Process-wide: the CLI applies it when a command starts (node/gc-tuning.ts).
+   * own rule (up to 4×). Process-wide: the CLI applies it when a command starts; code that makes a
+   * `Peer` or calls `crawl()` calls `applyHeapGrowth` itself (node/gc-tuning.ts).
    * @default 50
    */
   heapGrowth?: number

@@ -12,9 +12,12 @@ import { ConfigError } from './errors.js'
 export const DEFAULT_HEAP_GROWTH = 50
 export const MAX_HEAP_GROWTH = 1000
 
-/** Where a user already set V8's flag themselves (node flags or NODE_OPTIONS): theirs wins. */
-export function userSetHeapGrowth (execArgv = process.execArgv, nodeOptions = process.env.NODE_OPTIONS): boolean {
-  return /--heap[-_]growing[-_]percent/.test(`${execArgv.join(' ')} ${nodeOptions ?? ''}`)
+/**
+ * Where a user already set V8's flag on node's command line (`node --heap-growing-percent=N
+ * bin/shoal.js …`): theirs wins. (NODE_OPTIONS does not take this flag: node refuses to start.)
+ */
+export function userSetHeapGrowth (execArgv = process.execArgv): boolean {
+  return execArgv.some(a => /^--heap[-_]growing[-_]percent/.test(a))
 }
 
 /** The flag for `percent`, or undefined for V8's own rule (0). */
@@ -27,8 +30,9 @@ export function heapGrowthFlag (percent: number): string | undefined {
 
 /**
  * Set this process's heap growth (all its threads: V8 flags are per process), unless the user set
- * V8's flag. Call before the work starts; a CLI command does, library users choose. Returns the
- * flag set, if any.
+ * V8's flag. Call before the work starts; a CLI command does (and `shoal crawl --peers N` passes
+ * `--heap-growth` to its peers when it is given); a `Peer` or `crawl()` made from code does not:
+ * library users call this themselves. Returns the flag set, if any.
  */
 export function applyHeapGrowth (percent = DEFAULT_HEAP_GROWTH): string | undefined {
   const flag = heapGrowthFlag(percent)

@@ -34,9 +34,9 @@ export const DEFAULT_BOOTSTRAP_RETRY = 1 * second
 export const MAX_BOOTSTRAP_RETRY = 10 * second
 /** One bootstrap or discovery dial, socket to upgraded connection. */
 export const DEFAULT_DIAL_TIMEOUT = 5 * second
-/** First wait between two DHT discovery rounds after joining; it doubles after each round… */
+/** Wait between two DHT discovery rounds while they find new peers (see `discoveryLoop`)… */
 export const DEFAULT_DISCOVERY_MIN_INTERVAL = 1 * second
-/** …up to this. */
+/** …and once one found nothing new. */
 export const DEFAULT_DISCOVERY_INTERVAL = 30 * second
 /** One DHT lookup of a discovery round. */
 export const DISCOVERY_QUERY_TIMEOUT = 10 * second
@@ -398,19 +398,16 @@ class Net implements Network {
   }
 
   /**
-   * Ask the DHT for the peers closest to our own id (alternating with a random key), on a backing-off
-   * schedule that restarts fast after each (re)join. The answers arrive as 'peer:discovery' events
-   * and are dialled there: libp2p 3 has no auto-dialer, and gossipsub only delivers over open
-   * connections. In a cluster of up to k (20) peers, the lookup of our own id names all of them.
-   */
-  /**
-   * DHT discovery rounds: alternately the peers closest to us and to a random key, each found peer
-   * dialled if not connected. While rounds find peers no round found before, the next comes after
+   * DHT discovery rounds: alternately the peers closest to our own id and to a random key, each
+   * found peer dialled if not connected (libp2p 3 has no auto-dialer, and gossipsub only delivers
+   * over open connections; in a cluster of up to k (20) peers the lookup of our own id names all of
+   * them). While rounds find peers no round found since the last (re)join, the next comes after
    * `discoveryMinInterval` (the cluster is still being learnt); the first that finds nothing new
-   * puts the next at `discoveryInterval`; a failed round doubles the wait. Each round costs every
-   * peer it asks a stream, a query and peer-store writes (4 idle peers spent 118 CPU ms a second
-   * doubling from 1 s, 71 without these rounds: bench/idle.ts), and a peer that joins later finds
-   * the ones already here by its own rounds, so once a cluster is known they stay rare.
+   * puts the next at `discoveryInterval`; a round that fails or finds no peer at all doubles the
+   * wait. Each round costs every peer it asks a stream, a query and peer-store writes: the old
+   * schedule (1, 2, 4, 8, 16, then 30 s after every join) cost 4 peers in their first half-minute
+   * ~118 CPU ms a second against 62 now (bench/idle.ts); after that both run a round every 30 s.
+   * A peer that joins later finds the ones already here by its own rounds.
    */
   private async discoveryLoop (): Promise<void> {
     let interval = this.opts.discoveryMinInterval
@@ -419,7 +416,10 @@ class Net implements Network {
     const known = new Set<string>()
     while (!this.stopped) {
       const connected = this.connected()
-      if (connected && !wasConnected) interval = this.opts.discoveryMinInterval
+      if (connected && !wasConnected) {
+        interval = this.opts.discoveryMinInterval
+        known.clear()
+      }
       wasConnected = connected
       if (!connected) {
         await this.pauseFor(this.opts.discoveryMinInterval)
@@ -448,7 +448,7 @@ class Net implements Network {
         debugLog('discovery round %d failed: %s', round, reason(err))
       }
       if (fresh > 0) interval = this.opts.discoveryMinInterval
-      else if (failed) interval = Math.min(interval * 2, this.opts.discoveryInterval)
+      else if (failed || found === 0) interval = Math.min(interval * 2, this.opts.discoveryInterval)
       else interval = this.opts.discoveryInterval
       await this.pauseFor(interval)
     }

@@ -68,8 +68,8 @@ export class ParsePool {
         else p.reject(new Error(msg.error ?? 'parse worker failed'))
       })
       worker.on('error', (err) => {
-        // A worker that dies takes its pages with it: fail them (they are retried on restart) and
-        // parse on the main thread from now on rather than hang.
+        // A worker that dies takes its pages with it: fail them (the peer records each with a parse
+        // error and no links) and parse on the main thread from now on rather than hang.
         log.extend('error')('parse worker %d: %s', i, err.message)
         const idx = this.workers.indexOf(slot)
         if (idx !== -1) this.workers.splice(idx, 1)
@@ -101,6 +101,15 @@ export class ParsePool {
       this.pending.set(id, { resolve, reject })
       slot.worker.postMessage({ id, body, contentType, url, opts, now })
     })
+  }
+
+  /**
+   * Forget the links every thread handed on (the scope widened: links the router refused as out of
+   * scope before, and the threads remembered, may now be crawlable).
+   */
+  forgetRepeats (): void {
+    this.inlineRepeats.clear()
+    for (const w of this.workers) w.worker.postMessage({ forget: true })
   }
 
   async stop (): Promise<void> {

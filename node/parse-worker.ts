@@ -1,6 +1,7 @@
 /**
  * A parse worker: decodes and parses HTML off the main thread (see parse-pool.ts). Receives
- * `{ id, body, contentType, url, opts, now? }`, answers `{ id, page }` or `{ id, error }`.
+ * `{ id, body, contentType, url, opts, now? }`, answers `{ id, page }` or `{ id, error }`;
+ * `{ forget: true }` empties its repeat filter.
  */
 import { parentPort, workerData } from 'node:worker_threads'
 import { decodeBody } from './decode.js'
@@ -13,7 +14,11 @@ interface Job { id: number, body: Uint8Array, contentType?: string, url: string,
 const init = (workerData ?? {}) as { repeats?: { size: number, recrawlAfter: number } }
 const repeats = new RepeatFilter(init.repeats?.size ?? 0, init.repeats?.recrawlAfter ?? Infinity)
 
-parentPort?.on('message', (job: Job) => {
+parentPort?.on('message', (job: Job | { forget: true }) => {
+  if ('forget' in job) {
+    repeats.clear()
+    return
+  }
   try {
     const page = parsePage(decodeBody(job.contentType, job.body), job.url, job.opts)
     if (job.now !== undefined) repeats.apply(page, job.now)

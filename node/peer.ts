@@ -60,7 +60,10 @@ export interface PeerStats {
   wireBytes: number
   bytesRouted: number
   messagesRouted: number
-  /** Links skipped because this peer had delivered them to their owner a moment ago. */
+  /**
+   * Links skipped because this peer had delivered them to their owner a moment ago, or its parse
+   * threads had handed them on (these are not in the router's `linksIn`).
+   */
   alreadyRouted: number
   seenDiskReads: number
   seenFilterSkips: number
@@ -268,7 +271,10 @@ export class Peer {
       this.seeds.push(url)
       added = true
     }
-    if (added) await this.store.writeNow([{ type: 'put', sublevel: 'state', key: 'seeds', value: this.seeds }])
+    if (!added) return
+    // Links refused as out of scope until now may be in it: the parse threads remembered them.
+    this.parser.forgetRepeats()
+    await this.store.writeNow([{ type: 'put', sublevel: 'state', key: 'seeds', value: this.seeds }])
   }
 
   /** Resolves when nothing is queued or in flight. */

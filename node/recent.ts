@@ -52,14 +52,23 @@ export class RecentMap<V> {
  * router. A link is remembered when it is handed on, not when its owner acknowledges it (the
  * router does that, behind this): that is safe because a page is only done once the router has
  * delivered its links, retrying until the owner has them or the peer stops, and a page that is not
- * done is fetched (and parsed, by a thread that remembers nothing) again. With `recrawlAfter`, a
- * link handed on longer ago than that goes through again, as in the router.
+ * done is fetched (and parsed, by a thread that remembers nothing) again. One window is left: page
+ * P hands on L, page P2 (which also links L) is done while P's delivery is still being retried, the
+ * peer dies, and P, fetched again, no longer links L (it changed, or fails now): L is lost where the
+ * router alone would have delivered it with P2. With `recrawlAfter`, a link handed on longer ago
+ * than that goes through again, as in the router. It also remembers links the router then refuses
+ * as out of scope: `clear` when the scope widens (a seed added).
  */
 export class RepeatFilter {
   private readonly recent: RecentMap<number>
 
   constructor (readonly size: number, private readonly recrawlAfter = Infinity) {
     this.recent = new RecentMap(size)
+  }
+
+  /** Forget every link. */
+  clear (): void {
+    this.recent.clear()
   }
 
   /**

@@ -29,7 +29,7 @@ describe('parse pool', () => {
   })
 
   for (const workers of [0, 1]) {
-    it(`drops the links its thread handed on recently, only when asked (${workers} workers)`, async () => {
+    it(`drops the links its thread handed on recently, only when asked, until told to forget (${workers} workers)`, async () => {
       const pool = new ParsePool(workers, { size: 100, recrawlAfter: 1000 })
       await pool.start()
       try {
@@ -47,6 +47,10 @@ describe('parse pool', () => {
         // recrawlAfter later, they go through again.
         const later = await pool.parse(html('/a', '/c'), 'text/html', 'http://a.test/y', {}, 1010)
         assert.deepEqual(later.links, ['http://a.test/a'])
+        // A widened scope: the threads forget what they handed on (messages to a worker keep their order).
+        pool.forgetRepeats()
+        const after = await pool.parse(html('/a', '/c'), 'text/html', 'http://a.test/z', {}, 1020)
+        assert.deepEqual(after.links, ['http://a.test/a', 'http://a.test/c'])
       } finally {
         await pool.stop()
       }
