@@ -4,8 +4,9 @@
  * old one and the old one is dropped; a hit in the old generation is copied to the young one, so
  * what is used often survives the rotation. Memory: fewer than `size` entries. Size 0 keeps nothing.
  *
- * Used by the seen set (recent answers) and the router (URLs already delivered to their owner);
- * the parser's href cache (parser.ts `ResolveCache`) is the same scheme keyed in two levels.
+ * Used by the seen set (recent answers) and, through `RepeatFilter`, the router (URLs already
+ * delivered to their owner) and the parse threads; the parser's href cache (parser.ts
+ * `ResolveCache`) is the same scheme keyed in two levels.
  */
 export class RecentMap<V> {
   private young = new Map<string, V>()
@@ -46,7 +47,9 @@ export class RecentMap<V> {
 }
 
 /**
- * The parse side of "skip what was already routed": the links a parse thread has handed on
+ * URLs remembered with the time they were handed on, which count as recent until `recrawlAfter`
+ * has passed: the router's URLs delivered to their owner (remembered on the owner's ack), and the
+ * parse side of "skip what was already routed" (`apply`): the links a parse thread has handed on
  * recently, so that the links every page repeats (navigation, footers, popular pages) are dropped
  * where they are found, before they cross to the main thread, become `Link`s and reach the
  * router. A link is remembered when it is handed on, not when its owner acknowledges it (the
@@ -71,6 +74,16 @@ export class RepeatFilter {
     this.recent.clear()
   }
 
+  /** Whether `url` was remembered within `recrawlAfter` of `now` (the router asks this too). */
+  has (url: string, now: number): boolean {
+    const at = this.recent.get(url)
+    return at !== undefined && (this.recrawlAfter === Infinity || now - at < this.recrawlAfter)
+  }
+
+  remember (url: string, now: number): void {
+    this.recent.set(url, now)
+  }
+
   /**
    * Drop from `page.links` what was handed on within `recrawlAfter` of `now`, and remember the
    * rest as handed on at `now`. Sets `linkCount` (the page's links before) and `repeats`.
@@ -81,8 +94,7 @@ export class RepeatFilter {
     if (this.size === 0 || page.links.length === 0) return
     const fresh: string[] = []
     for (const url of page.links) {
-      const at = this.recent.get(url)
-      if (at !== undefined && (this.recrawlAfter === Infinity || now - at < this.recrawlAfter)) continue
+      if (this.has(url, now)) continue
       this.recent.set(url, now)
       fresh.push(url)
     }

@@ -3,7 +3,7 @@ import debug from 'debug'
 import { isPrivateAddress } from './fetcher.js'
 import type { Frontier } from './frontier.js'
 import { DEFAULT_ROUTED_CACHE_SIZE } from './constants.js'
-import { RecentMap } from './recent.js'
+import { RepeatFilter } from './recent.js'
 import type { Scope } from './scope.js'
 import type { Link } from './types.js'
 
@@ -80,7 +80,7 @@ export class Router {
    * traffic. A URL falls out of it after `routedCacheSize` newer ones; then its owner's seen set
    * answers again, so forgetting costs work, never a URL.
    */
-  private readonly routed: RecentMap<number>
+  private readonly routed: RepeatFilter
   private readonly recrawlAfter: number
   private readonly now: () => number
   private readonly abort = new AbortController()
@@ -88,8 +88,8 @@ export class Router {
 
   constructor (private readonly components: RouterComponents, init: RouterInit = {}) {
     this.allowPrivate = init.allowPrivate ?? false
-    this.routed = new RecentMap(init.routedCacheSize ?? DEFAULT_ROUTED_CACHE_SIZE)
     this.recrawlAfter = init.recrawlAfter ?? Infinity
+    this.routed = new RepeatFilter(init.routedCacheSize ?? DEFAULT_ROUTED_CACHE_SIZE, this.recrawlAfter)
     this.now = init.now ?? Date.now
   }
 
@@ -109,8 +109,7 @@ export class Router {
     const now = check && this.recrawlAfter !== Infinity ? this.now() : 0
     for (const l of links) {
       if (check) {
-        const at = this.routed.get(l.url)
-        if (at !== undefined && (this.recrawlAfter === Infinity || now - at < this.recrawlAfter)) {
+        if (this.routed.has(l.url, now)) {
           this.stats.alreadyRouted++
           continue
         }
@@ -167,7 +166,7 @@ export class Router {
   /** These links' owner has them durably. */
   private remember (batch: Link[]): void {
     const at = this.recrawlAfter === Infinity ? 0 : this.now()
-    for (const l of batch) this.routed.set(l.url, at)
+    for (const l of batch) this.routed.remember(l.url, at)
   }
 
   private group (links: Link[]): Map<string, Link[]> {
