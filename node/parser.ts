@@ -2,19 +2,21 @@
  * The page parser: every followable URL in an HTML page, the page's meta robots directives, and
  * optionally user-defined fields picked out with CSS selectors.
  *
- * This runs once for every fetched page, so link extraction streams through htmlparser2's callback
- * `Parser` and builds no DOM; only user-defined extraction (off by default) pays for cheerio.
+ * This runs once for every fetched page, so link extraction uses a scanner that only reads the start
+ * tags it needs (html-scan.ts) and builds no DOM; only user-defined extraction (off by default) pays
+ * for cheerio.
  *
  * URL resolution follows the HTML Standard: a `<base href>` sets the base URL for the whole document,
  * also for links that come before it (https://html.spec.whatwg.org/multipage/urls-and-fetching.html#document-base-url),
  * so hrefs are collected as written and resolved once the whole page has been read.
  */
 
-import { Parser, type Handler } from 'htmlparser2'
+import { Parser } from 'htmlparser2'
 import { createRequire } from 'node:module'
 import type { CheerioAPI } from 'cheerio'
 import { DEFAULT_MAX_LINKS_PER_PAGE, DEFAULT_MAX_URL_LENGTH } from './constants.js'
 import { ConfigError } from './errors.js'
+import { scanStartTags, TagSet } from './html-scan.js'
 import { normalizeUrl, type NormalizeOptions } from './normalize.js'
 import type { ParsedPage } from './types.js'
 
@@ -67,14 +69,9 @@ const RAW_HREFS_PER_LINK = 4
 const MAX_FIELD_VALUES = 1000
 
 /**
- * Open elements htmlparser2's Parser tracks before it stops nesting further (see `BoundedParser`).
- * Blink caps its parser's DOM depth at the same number.
- */
-export const MAX_OPEN_ELEMENTS = 512
-
-/**
  * htmlparser2's Parser as shoal resolves it: benchmarks compare the pipeline with this very copy
- * (bench/ has its own, older one through Crawlee).
+ * (bench/ has its own, older one through Crawlee), and the scanner's tests use it as the reference
+ * tokenizer.
  *
  * @internal
  */
@@ -97,14 +94,9 @@ export function parsePage (html: string, pageUrl: string, opts: ParseOptions = {
   if (!Number.isSafeInteger(maxHrefLength) || maxHrefLength < 1) throw new ConfigError('maxHrefLength must be a positive integer')
   const collector = new LinkCollector(maxHrefLength, maxLinks * RAW_HREFS_PER_LINK)
   try {
-    new BoundedParser(collector, {
-      decodeEntities: true,
-      lowerCaseTags: true,
-      // `HREF=` is an href.
-      lowerCaseAttributeNames: true
-    }).end(html)
+    scanStartTags(html, LINK_TAGS, collector.onopentag)
   } catch {
-    // htmlparser2 is not known to throw on any input; if it ever does, keep what was collected.
+    // The scanner is not known to throw on any input; if it ever does, keep what was collected.
   }
 
   const page: ParsedPage = {
@@ -141,47 +133,11 @@ export function validateExtract (extract: Record<string, string>): void {
 
 // --- link collection ---
 
-/**
- * htmlparser2's Parser with a bounded stack of open elements.
- *
- * The Parser keeps open elements in an array it `unshift`s on every start tag and searches on every
- * end tag, so N unclosed elements (`<div>` × N, common in tag soup and trivial to serve on purpose)
- * cost O(N²): 100,000 of them took 7 s, 400,000 over two minutes, on one page. With
- * `MAX_OPEN_ELEMENTS` open, a further start tag is treated as void (not pushed) through
- * `isVoidElement`, the extension point the Parser documents for adding void elements; end tags keep
- * working, so the stack shrinks again. Nothing we collect depends on the stack (every start tag still
- * reaches `onopentag` with its attributes); only implied end tags of the elements not pushed are lost.
- *
- * Two assumptions about htmlparser2@12 internals, both checked by tests: the stack is the private
- * field `stack`, and end tags reach `isVoidElement` through `onclosetag`. If a later version changes
- * them, the cap silently turns off or end tags stop popping, and those tests fail. With an
- * `onclosetag` handler, the Parser would also report a spurious close for the element that reaches
- * the cap; ours registers none.
- *
- * @internal exported for those tests
- */
-export class BoundedParser extends Parser {
-  private inEndTag = false
+/** The start tags the collector reads. */
+const LINK_TAGS = new TagSet(['a', 'area', 'link', 'img', 'source', 'script', 'iframe', 'frame', 'video', 'audio', 'base', 'meta'])
 
-  protected override isVoidElement (name: string): boolean {
-    if (super.isVoidElement(name)) return true
-    if (this.inEndTag) return false
-    const stack = (this as unknown as { stack?: unknown }).stack
-    return Array.isArray(stack) && stack.length >= MAX_OPEN_ELEMENTS
-  }
-
-  override onclosetag (start: number, endIndex: number): void {
-    this.inEndTag = true
-    try {
-      super.onclosetag(start, endIndex)
-    } finally {
-      this.inEndTag = false
-    }
-  }
-}
-
-/** htmlparser2 callbacks that gather raw hrefs, the first `<base href>` and the meta robots flags. */
-class LinkCollector implements Partial<Handler> {
+/** Gathers raw hrefs, the first `<base href>` and the meta robots flags from the scanner's start tags. */
+class LinkCollector {
   /** Distinct hrefs as written (trimmed), in document order. */
   readonly hrefs = new Set<string>()
   baseHref: string | undefined
@@ -195,7 +151,7 @@ class LinkCollector implements Partial<Handler> {
     this.maxHrefs = maxHrefs
   }
 
-  onopentag (name: string, attribs: Record<string, string>): void {
+  readonly onopentag = (name: string, attribs: Record<string, string>): void => {
     switch (name) {
       case 'a':
       case 'area':

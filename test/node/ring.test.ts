@@ -3,18 +3,7 @@ import { createHash } from 'node:crypto'
 import {
   DEFAULT_PROBES, DEFAULT_VNODES, hashKey, keyPositions, movedKeys, peerPoints, pointOf, Ring
 } from '../../node/ring.js'
-
-/** mulberry32: a tiny seeded PRNG, so every "random" peer set and host here is the same on every run. */
-function prng (seed: number): () => number {
-  let s = seed >>> 0
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let t = s
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32
-  }
-}
+import { prng } from '../utils/random.js'
 
 function peerIds (seed: number, n: number): string[] {
   const rnd = prng(seed)
