@@ -76,4 +76,37 @@ describe('RepeatFilter', () => {
     // Two generations of 2: 1 and 2 were dropped with the first one.
     assert.deepEqual(apply('1', '6'), ['1'])
   })
+
+  it('keeps a link used again through the next rotation', () => {
+    const f = new RepeatFilter(4)
+    const apply = (...links: string[]): string[] => { const p = { links }; f.apply(p, 0); return p.links }
+    apply('1', '2') // young: 1 2 → rotates: old 1 2
+    assert.deepEqual(apply('1'), []) // a hit in old: copied to young
+    apply('3') // young: 1 3 → rotates: old 1 3, 2 dropped
+    assert.deepEqual(apply('1', '2'), ['2'])
+  })
+
+  it('tells apart every one of as many distinct URLs as it holds, and drops each when it comes again', () => {
+    const size = 32_768
+    const f = new RepeatFilter(size)
+    const urls = Array.from({ length: size / 2 - 1 }, (_, i) => `http://h${i % 97}.test/p/${i}?q=${(i * 7919) % 1000}`)
+    const first = { links: urls }
+    f.apply(first, 0)
+    assert.equal(first.links.length, urls.length, 'a fresh URL was taken for a repeat')
+    const again = { links: [...urls] }
+    f.apply(again, 0)
+    assert.deepEqual(again.links, [])
+    assert.equal(again.repeats, urls.length)
+    assert.equal(f.has('http://h0.test/p/0?q=0', 0), true)
+    assert.equal(f.has('http://h0.test/p/0?q=1', 0), false)
+  })
+
+  it('answers by recrawlAfter, and forgets everything on clear', () => {
+    const f = new RepeatFilter(8, 100)
+    f.remember('http://a.test/', 1000)
+    assert.equal(f.has('http://a.test/', 1099), true)
+    assert.equal(f.has('http://a.test/', 1100), false)
+    f.clear()
+    assert.equal(f.has('http://a.test/', 1000), false)
+  })
 })
