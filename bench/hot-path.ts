@@ -5,8 +5,9 @@
  *
  *   node --import tsx bench/hot-path.ts [--pages 20000] [--profile large|small] [--config JSON]   # WORKERS=1: parse in a worker
  *
- * The parse-alone figure comes from bench/parse-alone.ts, in a process of its own, over the first
- * 2000 pages of the same site (median of 5 passes after a warm-up).
+ * The parse-alone figures come from bench/parse-alone.ts, in a process of its own, over the first
+ * 2000 pages of the same site (median of 5 passes after a warm-up): htmlparser2 (`parseAloneMsPerPage`,
+ * the issue's yardstick, and `ratioToParse`) and shoal's own link scanner (`scanAloneMsPerPage`).
  */
 import { spawnSync } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -54,7 +55,7 @@ class MemoryWeb implements HttpClient {
 const alone = spawnSync(process.execPath, ['--import', 'tsx', join(dirname(fileURLToPath(import.meta.url)), 'parse-alone.ts'),
   '--pages', '2000', '--site-pages', String(pages), '--profile', profile, '--origin', origin], { encoding: 'utf8' })
 if (alone.status !== 0) throw new Error(`bench/parse-alone.ts failed: ${alone.stderr}`)
-const { medianMsPerPage: parseMsPerPage, passes: parsePasses } = JSON.parse(alone.stdout.trim().split('\n').pop() as string)
+const { medianMsPerPage: parseMsPerPage, passes: parsePasses, scanMedianMsPerPage: scanMsPerPage } = JSON.parse(alone.stdout.trim().split('\n').pop() as string)
 
 // As `shoal crawl` does when it starts (`--config '{"heapGrowth":0}'` for V8's own rule).
 applyHeapGrowth(extra.heapGrowth as number | undefined)
@@ -76,6 +77,7 @@ const result = {
   parseAloneMsPerPage: parseMsPerPage,
   parseAlonePasses: parsePasses,
   ratioToParse: +(cpuMsPerPage / parseMsPerPage).toFixed(2),
+  scanAloneMsPerPage: scanMsPerPage,
   rssMB: Math.round(process.memoryUsage().rss / 1048576)
 }
 console.log(JSON.stringify(result))

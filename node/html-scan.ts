@@ -54,14 +54,20 @@ const INTEGRATION_ELEMENTS = ['foreignobject', 'desc', 'title', 'mi', 'mo', 'mn'
 /** Open foreign roots and integration points kept at most (each `<svg>` costs an entry). */
 const MAX_FOREIGN_DEPTH = 512
 
-/** The start tags a scan reports, compiled once: tag name (lower case) → what it means to the scan. */
+/**
+ * The start tags a scan reports, compiled once: tag name (lower case) → what it means to the scan;
+ * and, when given, the only attributes reported (others are walked over without becoming strings).
+ */
 export class TagSet {
   /** @internal */
   readonly flags = new Map<string, number>()
   /** @internal longest name with a meaning: longer names are not looked up */
   readonly maxNameLength: number
+  /** @internal lower-cased attribute names to report, or undefined for all */
+  readonly attributes: string[] | undefined
 
-  constructor (wanted: readonly string[]) {
+  constructor (wanted: readonly string[], attributes?: readonly string[]) {
+    this.attributes = attributes?.map(a => a.toLowerCase())
     const add = (name: string, flag: number): void => { this.flags.set(name, (this.flags.get(name) ?? 0) | flag) }
     for (const name of wanted) add(name.toLowerCase(), WANTED)
     for (const name of RAW_TEXT_ELEMENTS) add(name, RAW_TEXT)
@@ -144,7 +150,7 @@ export function scanStartTags (html: string, tags: TagSet, onTag: StartTagHandle
         }
       }
       const attribs: Record<string, string> | undefined = (flags & WANTED) !== 0 ? {} : undefined
-      const end = scanAttributes(html, pos, attribs)
+      const end = scanAttributes(html, pos, attribs, tags.attributes)
       if (end < 0) return // the page ends inside the tag: it is dropped
       const selfClosing = lastSelfClosing
       if (attribs !== undefined) onTag(name, attribs)
@@ -228,9 +234,10 @@ let lastSelfClosing = false
 
 /**
  * Walk a start tag's attributes from `pos` (just after its name) to its `>`, putting them in
- * `attribs` when given. Returns the index after the `>`, or -1 when the page ends inside the tag.
+ * `attribs` when given (only those named in `names`, when given). Returns the index after the `>`,
+ * or -1 when the page ends inside the tag.
  */
-function scanAttributes (html: string, pos: number, attribs: Record<string, string> | undefined): number {
+function scanAttributes (html: string, pos: number, attribs: Record<string, string> | undefined, names: string[] | undefined): number {
   const n = html.length
   lastSelfClosing = false
   for (;;) {
@@ -279,13 +286,22 @@ function scanAttributes (html: string, pos: number, attribs: Record<string, stri
     // else: an attribute without a value; the character that ended it is read again.
 
     if (attribs !== undefined) {
-      const name = lowerSlice(html, nameStart, nameEnd)
-      if (!Object.hasOwn(attribs, name)) {
+      const name = names === undefined ? lowerSlice(html, nameStart, nameEnd) : findName(html, nameStart, nameEnd, names)
+      if (name !== undefined && !Object.hasOwn(attribs, name)) {
         const raw = html.slice(valueStart, valueEnd)
         attribs[name] = raw.includes('&') ? decodeHTMLAttribute(raw) : raw
       }
     }
   }
+}
+
+/** The one of `names` (lower case) that `html` holds from `start` to `end`, in any case. */
+function findName (html: string, start: number, end: number, names: string[]): string | undefined {
+  const length = end - start
+  for (const name of names) {
+    if (name.length === length && matchesLower(html, start, name)) return name
+  }
+  return undefined
 }
 
 /**

@@ -134,7 +134,8 @@ export function validateExtract (extract: Record<string, string>): void {
 // --- link collection ---
 
 /** The start tags the collector reads. */
-const LINK_TAGS = new TagSet(['a', 'area', 'link', 'img', 'source', 'script', 'iframe', 'frame', 'video', 'audio', 'base', 'meta'])
+const LINK_TAGS = new TagSet(['a', 'area', 'link', 'img', 'source', 'script', 'iframe', 'frame', 'video', 'audio', 'base', 'meta'],
+  ['href', 'rel', 'src', 'srcset', 'name', 'content', 'http-equiv'])
 
 /** Gathers raw hrefs, the first `<base href>` and the meta robots flags from the scanner's start tags. */
 class LinkCollector {

@@ -29,7 +29,7 @@ describe('bench smoke', function () {
     const result = JSON.parse(run.stdout.trim().split('\n').pop() as string)
     assert.equal(result.pages, 200)
     assert.equal(result.parseAlonePasses.length, 5)
-    assert.ok(result.parseAloneMsPerPage > 0 && result.cpuMsPerPage > 0)
+    assert.ok(result.parseAloneMsPerPage > 0 && result.cpuMsPerPage > 0 && result.scanAloneMsPerPage > 0)
     // Both figures are rounded to 3 decimals before the ratio is taken of the unrounded ones.
     assert.ok(Math.abs(result.ratioToParse - result.cpuMsPerPage / result.parseAloneMsPerPage) < 0.05, `ratio ${result.ratioToParse}`)
   })

@@ -6,20 +6,26 @@ import { prng } from '../utils/random.js'
 
 const WANTED = ['a', 'area', 'link', 'img', 'source', 'script', 'iframe', 'frame', 'video', 'audio', 'base', 'meta']
 const TAGS = new TagSet(WANTED)
+/** As parser.ts asks: only the attributes it reads. */
+const LINK_ATTRIBUTES = ['href', 'rel', 'src', 'srcset', 'name', 'content', 'http-equiv']
+const LINK_TAGS = new TagSet(WANTED, LINK_ATTRIBUTES)
 
 type Event = [string, Record<string, string>]
 
-function scan (html: string): Event[] {
+function scan (html: string, tags = TAGS): Event[] {
   const events: Event[] = []
-  scanStartTags(html, TAGS, (name, attribs) => events.push([name, attribs]))
+  scanStartTags(html, tags, (name, attribs) => events.push([name, attribs]))
   return events
 }
 
 /** The same start tags as htmlparser2's Parser reports them with the options shoal used. */
-function reference (html: string): Event[] {
+function reference (html: string, attributes?: string[]): Event[] {
   const events: Event[] = []
   const parser = new Htmlparser2({
-    onopentag (name, attribs) { if (WANTED.includes(name)) events.push([name, { ...attribs }]) }
+    onopentag (name, attribs) {
+      if (!WANTED.includes(name)) return
+      events.push([name, attributes === undefined ? { ...attribs } : Object.fromEntries(Object.entries(attribs).filter(([k]) => attributes.includes(k)))])
+    }
   }, { decodeEntities: true, lowerCaseTags: true, lowerCaseAttributeNames: true })
   parser.end(html)
   return events
@@ -74,6 +80,7 @@ describe('html-scan', () => {
     for (let seed = 1; seed <= 4000; seed++) {
       const html = soup(prng(seed), 4 + (seed % 60))
       assert.deepEqual(scan(html), reference(html), `seed ${seed}: ${JSON.stringify(html)}`)
+      assert.deepEqual(scan(html, LINK_TAGS), reference(html, LINK_ATTRIBUTES), `seed ${seed}, link attributes only: ${JSON.stringify(html)}`)
     }
   })
 
@@ -85,6 +92,7 @@ describe('html-scan', () => {
         const events = scan(html)
         assert.ok(events.length > 0)
         assert.deepEqual(events, reference(html), `${profile} page ${i}`)
+        assert.deepEqual(scan(html, LINK_TAGS), reference(html, LINK_ATTRIBUTES), `${profile} page ${i}, link attributes only`)
       }
     }
   })
@@ -108,6 +116,7 @@ describe('html-scan', () => {
     assert.deepEqual(scan('<a href rel=x>'), [['a', { href: '', rel: 'x' }]])
     assert.deepEqual(scan('<A HREF="/1" href="/2">'), [['a', { href: '/1' }]])
     assert.deepEqual(scan('<a href="?a=1&amp;b=2&ampc&amp=d&#x2F;">'), [['a', { href: '?a=1&b=2&ampc&amp=d/' }]])
+    assert.deepEqual(scan('<A Title="t" HTTP-EQUIV=x hreff=1 HReF=/h>', LINK_TAGS), [['a', { 'http-equiv': 'x', href: '/h' }]])
   })
 
   it('drops a tag the page ends inside', () => {

@@ -93,7 +93,7 @@ describe('RepeatFilter', () => {
     const first = { links: urls }
     f.apply(first, 0)
     assert.equal(first.links.length, urls.length, 'a fresh URL was taken for a repeat')
-    const again = { links: [...urls] }
+    const again: { links: string[], repeats?: number } = { links: [...urls] }
     f.apply(again, 0)
     assert.deepEqual(again.links, [])
     assert.equal(again.repeats, urls.length)
