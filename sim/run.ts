@@ -225,10 +225,14 @@ export async function runReal (opts: RealSimOptions = {}): Promise<SimReport> {
       await exited
       tally.retire(p.peerId)
     }
-    /** Wait until every answering peer sees the live ring; false if that took over a minute. */
+    /**
+     * Wait until every answering peer sees the live ring; false if that took over a minute. The
+     * peers and their count are read again on every poll: another fault (a restart, a join) may
+     * change them while this one settles.
+     */
     const settle = async (): Promise<number> => {
       try {
-        await waitForRing(answering().map(p => p.api), cluster.live().length, 60_000)
+        await waitForRing(() => answering().map(p => p.api), () => cluster.live().length, 60_000)
       } catch {
         settledOk = false
       }
