@@ -30,7 +30,7 @@ export type Category = typeof CATEGORIES[number]
 /** First match wins; tested against the frame's URL (a file: URL or a node: module). */
 const RULES: Array<[RegExp, Category]> = [
   [/node_modules\/(htmlparser2|domhandler|domutils|entities|cheerio|parse5|css-select)\//, 'parse'],
-  [/\/node\/(parser|decode|parse-pool|parse-worker)\.ts/, 'parse'],
+  [/\/node\/(parser|html-scan|decode|parse-pool|parse-worker)\.ts/, 'parse'],
   [/node_modules\/undici\//, 'fetch'],
   [/^node:internal\/deps\/undici/, 'fetch'],
   [/\/node\/(fetcher|robots|robots-txt)\.ts/, 'fetch'],
