@@ -3,7 +3,6 @@ import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { loadClusterFile, loadConfigFile, validateConfig, type CrawlConfig } from './config.js'
 import { parseHostPort } from './api.js'
 import { crawl, readStored, type CrawlReport } from './crawl.js'
-import { crawlWithPeers } from './local-cluster.js'
 import { ConfigError } from './errors.js'
 import { VERSION } from './constants.js'
 import type { PeerStats } from './peer.js'
@@ -174,7 +173,9 @@ async function cmdCrawl (args: string[]): Promise<number> {
   const peers = intFlag('peers', values.peers as string | undefined, 1) ?? 1
   try {
     const report = peers > 1
-      ? await crawlWithPeers({ seeds: positionals, peers, dataDir, config,
+      // Loaded only here: the local cluster's modules (and libp2p's peer ids) cost a one-peer crawl
+      // start-up time for nothing.
+      ? await (await import('./local-cluster.js')).crawlWithPeers({ seeds: positionals, peers, dataDir, config,
           onProgress: quiet ? undefined : (line) => { process.stderr.write(`\r${line}   `) } })
       : await crawl({
       ...config,

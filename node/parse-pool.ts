@@ -18,7 +18,12 @@ export function defaultParseWorkers (): number {
 /** The young generation of a parse worker's heap, MiB (see `start`). */
 const WORKER_YOUNG_GENERATION_MB = 16
 
-interface Pending { resolve: (p: ParsedPage) => void, reject: (e: Error) => void }
+interface Pending {
+  resolve: (p: ParsedPage) => void
+  reject: (e: Error) => void
+  /** What was asked, to parse it again on the main thread if the worker dies. */
+  job: { body: Uint8Array, contentType: string | undefined, url: string, opts: ParseOptions, now?: number }
+}
 
 /** Links each parse thread remembers having handed on (`RepeatFilter`); size 0: none. */
 export interface RepeatsInit { size: number, recrawlAfter?: number }
@@ -67,17 +72,26 @@ export class ParsePool {
         if (msg.page != null) p.resolve(msg.page)
         else p.reject(new Error(msg.error ?? 'parse worker failed'))
       })
-      worker.on('error', (err) => {
-        // A worker that dies takes its pages with it: fail them (the peer records each with a parse
-        // error and no links) and parse on the main thread from now on rather than hang.
-        log.extend('error')('parse worker %d: %s', i, err.message)
+      // A worker that dies (or never starts: its script is missing) is said on stderr; the pages it
+      // held are parsed again by the others or, when none is left, here on the main thread, as
+      // every page after them: slower, nothing lost.
+      const lost = (why: string): void => {
         const idx = this.workers.indexOf(slot)
-        if (idx !== -1) this.workers.splice(idx, 1)
+        if (idx === -1) return // stopped, or already lost
+        this.workers.splice(idx, 1)
+        log.extend('error')('parse worker %d: %s', i, why)
+        process.emitWarning(`parse worker ${i} ${why}; ${this.workers.length > 0 ? 'the other workers take its pages' : 'parsing on the main thread'}`, { code: 'SHOAL_PARSE_WORKER' })
         for (const id of slot.ids) {
-          this.pending.get(id)?.reject(new Error(`parse worker failed: ${err.message}`))
+          const p = this.pending.get(id)
           this.pending.delete(id)
+          if (p === undefined) continue
+          const { body, contentType, url, opts, now } = p.job
+          this.parse(body, contentType, url, opts, now).then(p.resolve, p.reject)
         }
-      })
+        slot.ids.clear()
+      }
+      worker.on('error', (err) => { lost(`failed (${err.message})`) })
+      worker.on('exit', (code) => { lost(`exited (code ${code})`) })
       this.workers.push(slot)
     }
   }
@@ -98,7 +112,7 @@ export class ParsePool {
     slot.load++
     slot.ids.add(id)
     return await new Promise<ParsedPage>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject })
+      this.pending.set(id, { resolve, reject, job: { body, contentType, url, opts, now } })
       slot.worker.postMessage({ id, body, contentType, url, opts, now })
     })
   }
@@ -123,14 +137,15 @@ let entry: Promise<URL> | undefined
 
 /**
  * The script a parse worker runs. From compiled JavaScript (dist/, the launcher's bundle),
- * parse-worker.js beside it. From the TypeScript sources (tests, benches), a
+ * dist/parse-worker.js. From the TypeScript sources (tests, benches), a
  * worker does not inherit the main thread's loader, and a loader of its own is another thread and
  * ~15–20 MB of resident memory per worker: so it runs the launcher's bundle (bin/bundle.mjs, built
  * if the sources changed) unless SHOAL_NO_BUNDLE=1 or bundling fails; then it boots tsx itself
  * (parse-worker-boot.mjs).
  */
 async function workerEntry (): Promise<URL> {
-  if (!import.meta.url.endsWith('.ts')) return new URL('./parse-worker.js', import.meta.url)
+  // In the bundle this module is in dist/ or, code split, in dist/chunks/.
+  if (!import.meta.url.endsWith('.ts')) return new URL(import.meta.url.includes('/chunks/') ? '../parse-worker.js' : './parse-worker.js', import.meta.url)
   const boot = new URL('./parse-worker-boot.mjs', import.meta.url)
   if (process.env.SHOAL_NO_BUNDLE === '1') return boot
   entry ??= import('../bin/bundle.mjs')

@@ -20,6 +20,28 @@ describe('parse pool', () => {
     }
   })
 
+  it('parses the pages of a worker that dies on the main thread, and says so', async () => {
+    const pool = new ParsePool(1)
+    await pool.start()
+    const warnings: string[] = []
+    const onWarning = (w: Error): void => { warnings.push(w.message) }
+    process.on('warning', onWarning)
+    try {
+      const html = (i: number): Buffer => Buffer.from(`<a href="/a${i}">a</a>`)
+      const before = Array.from({ length: 5 }, async (_, i) => await pool.parse(html(i), 'text/html', 'http://a.test/', {}))
+      await (pool as any).workers[0].worker.terminate()
+      const after = await pool.parse(html(9), 'text/html', 'http://a.test/', {})
+      assert.deepEqual((await Promise.all(before)).map(p => p.links), [0, 1, 2, 3, 4].map(i => [`http://a.test/a${i}`]))
+      assert.deepEqual(after.links, ['http://a.test/a9'])
+      await new Promise(resolve => setImmediate(resolve)) // warnings are emitted on the next tick
+      assert.equal(warnings.length, 1, warnings.join('; '))
+      assert.match(warnings[0], /parse worker 0 exited .*parsing on the main thread/)
+    } finally {
+      process.off('warning', onWarning)
+      await pool.stop()
+    }
+  })
+
   it('with 0 workers parses inline', async () => {
     const pool = new ParsePool(0)
     await pool.start()
