@@ -58,7 +58,7 @@ Options of crawl:
   --contact URL           contact URL in the User-Agent
   --parse-workers N       threads that parse pages (default cores − 1, at most 4; 0: on the main thread)
   --heap-growth PERCENT   how far the JS heap grows past its live data before a full collection
-                          (default 50; 0: V8's own rule, up to 4×; node --heap-growing-percent=N wins)
+                          (default 100; 0: V8's own rule, up to 4×; node --heap-growing-percent=N wins)
   --json                  print the report as one JSON object on the last line
   --quiet                 no progress lines
   --profile [FILE]        write a CPU profile of this process when it ends (or SHOAL_PROFILE=1|FILE);

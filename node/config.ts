@@ -98,7 +98,7 @@ export interface CrawlConfig {
    * How far V8 lets the heap grow past what its last full collection kept, percent; 0 leaves V8's
    * own rule (up to 4×). Process-wide: the CLI applies it when a command starts; code that makes a
    * `Peer` or calls `crawl()` calls `applyHeapGrowth` itself (node/gc-tuning.ts).
-   * @default 50
+   * @default 100
    */
   heapGrowth?: number
 }

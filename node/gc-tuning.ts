@@ -6,10 +6,12 @@ import { ConfigError } from './errors.js'
  * (`--heap-growing-percent`). V8's own rule grows the limit by up to 4× the live heap on a
  * throughput-bound process; a crawler's live heap is small (bounded caches; the frontier and the
  * seen set are on disk) and its garbage is mostly page bodies and link strings, so at 4× most of
- * the resident memory is garbage waiting. At 50 % a 20,000-page crawl of 30 KB pages peaked at
- * ~220–237 MB instead of ~300–310 MB, for up to ~5 % of its pages/s (BENCHMARKS.md §1, §5).
+ * the resident memory is garbage waiting. On a 20,000-page crawl of 30 KB pages (one peer, libp2p
+ * not loaded): V8's rule 245–250 MB peak; 100 % 206–213 MB; 50 % 196–200 MB but ~7 % more CPU
+ * (more full collections, whose marking runs on V8's helper threads), so 100 % (BENCHMARKS.md §1,
+ * §5; the 5 M-URL memory bench peaks at 340 MB with it, 319 MB at 50 %).
  */
-export const DEFAULT_HEAP_GROWTH = 50
+export const DEFAULT_HEAP_GROWTH = 100
 export const MAX_HEAP_GROWTH = 1000
 
 /**

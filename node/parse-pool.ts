@@ -56,7 +56,7 @@ export class ParsePool {
     for (let i = 0; i < this.size; i++) {
       // A worker's garbage is a page's tokens, strings and link URLs, dead by the next page. 16 MiB
       // of young generation (V8's default would be 48) lets most of it die there: at 4 MiB it was
-      // promoted and kept the old generation collecting, which with the 50 % heap growth
+      // promoted and kept the old generation collecting, which with a 50 % heap growth
       // (gc-tuning.ts) cost ~15 % pages/s on 30 KB pages for 5 MB less resident memory.
       const worker = new Worker(url, {
         resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },
