@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events'
 import { lookup as dnsLookup } from 'node:dns'
 import { BlockList, isIP } from 'node:net'
 import { promisify } from 'node:util'
@@ -357,6 +358,9 @@ export function parseRetryAfter (value: string | undefined, now: number): number
   return Math.max(0, t - now)
 }
 
+/** Parent signals whose listener limit is lifted. */
+const unlimited = new WeakSet<AbortSignal>()
+
 /** A request's abort signal: aborted after `ms`, or when `parent` is. `clear` when the request ends. */
 class RequestDeadline {
   private readonly controller = new AbortController()
@@ -376,6 +380,11 @@ class RequestDeadline {
         this.controller.abort(parent.reason)
       } else {
         this.onParentAbort = () => { this.controller.abort(parent.reason) }
+        // Every request in flight listens on the crawl's signal: dozens at once is not a leak.
+        if (!unlimited.has(parent)) {
+          setMaxListeners(0, parent)
+          unlimited.add(parent)
+        }
         parent.addEventListener('abort', this.onParentAbort, { once: true })
       }
     }

@@ -20,3 +20,34 @@ describe('fetcher helpers', () => {
     assert.equal(parseRetryAfter(undefined, now), undefined)
   })
 })
+
+describe('Fetcher: the caller\'s abort signal', () => {
+  it('takes dozens of requests in flight on one signal without a listener-leak warning, and aborts them all', async () => {
+    const { Fetcher } = await import('../../node/fetcher.js')
+    let inFlight = 0
+    const http = {
+      // Answers only when the request's own signal aborts: every request stays in flight until then.
+      request: async (req: { signal: AbortSignal }) => await new Promise<never>((_resolve, reject) => {
+        req.signal.addEventListener('abort', () => { reject(req.signal.reason) }, { once: true })
+        inFlight++
+      }),
+      close: async () => {}
+    }
+    const fetcher = new Fetcher({ http: http as any }, { userAgent: 'test', allowPrivate: true, maxRetries: 0 })
+    const warnings: Error[] = []
+    const onWarning = (w: Error): void => { warnings.push(w) }
+    process.on('warning', onWarning)
+    try {
+      const ac = new AbortController()
+      const all = Array.from({ length: 40 }, async (_, i) => await fetcher.fetch({ url: `http://a.test/${i}`, signal: ac.signal }))
+      while (inFlight < 40) await new Promise(resolve => setImmediate(resolve))
+      ac.abort(new Error('stop'))
+      const results = await Promise.all(all)
+      assert.ok(results.every(r => r.outcome !== 'ok'), 'every request ended with the abort')
+      await new Promise(resolve => setImmediate(resolve))
+      assert.deepEqual(warnings.map(w => w.name), [])
+    } finally {
+      process.off('warning', onWarning)
+    }
+  })
+})
