@@ -3,14 +3,14 @@ import { randomBytes } from 'node:crypto'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
-import { fileURLToPath } from 'node:url'
 import type { CrawlConfig } from './config.js'
 import type { CrawlReport } from './crawl.js'
 import { second } from './constants.js'
+import { launcherPath } from './paths.js'
 import { TEST_GATE_ENV } from './test-gate.js'
 
 const GATE_FILE = 'test-gate.json'
-const BIN = fileURLToPath(new URL('../bin/shoal.js', import.meta.url))
+const BIN = launcherPath(import.meta.url)
 
 /** One `shoal start` process of a local cluster. */
 export interface LocalPeer {

@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
+import { projectRoot } from './paths.js'
 import { Worker } from 'node:worker_threads'
 import debug from 'debug'
 import { decodeBody } from './decode.js'
@@ -144,8 +145,7 @@ let entry: Promise<URL> | undefined
  * (parse-worker-boot.mjs).
  */
 async function workerEntry (): Promise<URL> {
-  // In the bundle this module is in dist/ or, code split, in dist/chunks/.
-  if (!import.meta.url.endsWith('.ts')) return new URL(import.meta.url.includes('/chunks/') ? '../parse-worker.js' : './parse-worker.js', import.meta.url)
+  if (!import.meta.url.endsWith('.ts')) return pathToFileURL(join(projectRoot(import.meta.url), 'dist', 'parse-worker.js'))
   const boot = new URL('./parse-worker-boot.mjs', import.meta.url)
   if (process.env.SHOAL_NO_BUNDLE === '1') return boot
   entry ??= import('../bin/bundle.mjs')

@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { getHeapStatistics } from 'node:v8'
 import { ConfigError } from '../node/errors.js'
+import { launcherPath } from '../node/paths.js'
 import { FAULT_KINDS, parseFault, type Fault, type FaultKind } from './faults.js'
 import { runReal, type SimReport } from './run.js'
 
@@ -184,7 +184,7 @@ export function formatReport (r: SimReport): string {
 
 /** Model mode's heap: a large model re-runs itself with room (its young generation too: fewer GCs). */
 const MODEL_NODE_FLAGS = ['--max-old-space-size=4096', '--max-semi-space-size=256']
-const BIN = fileURLToPath(new URL('../bin/shoal.js', import.meta.url))
+const BIN = launcherPath(import.meta.url)
 
 async function runModelCli (args: string[], values: Record<string, unknown>): Promise<number> {
   for (const k of ['kill', 'restart', 'join', 'pause', 'partition', 'realistic', 'profile', 'host-concurrency', 'heartbeat', 'silence', 'sample']) {
