@@ -385,19 +385,41 @@ function resolveLinks (collector: LinkCollector, pageUrl: string, maxLinks: numb
   // without building a key string per link.
   let origin: string | undefined
   let dir: string | undefined
+  // Whether the origin and the directory are already in normalized form: then a plain path
+  // resolves against them by concatenation (computed once a page, when first needed).
+  let originPlain: boolean | undefined
+  let dirPlain: boolean | undefined
   const links = new Set<string>()
   for (const href of collector.hrefs) {
     if (links.size >= maxLinks) break
-    // Fast path, before the cache (it would take a slot for each): '/a/b-c_d.e~f' needs no
-    // parsing — WHATWG serializes such a path as it is written. A fragment is dropped anyway.
-    if (href.charCodeAt(0) === 0x2f && base !== undefined) {
-      const hash = href.indexOf('#')
-      const path = hash === -1 ? href : href.slice(0, hash)
-      if (isPlainRootPath(path)) {
-        origin ??= originOfBase(base)
-        links.add(origin + path)
-        continue
+    // Fast paths, before the cache (they would take a slot each): an href that is a plain path
+    // ('/a/b-c_d.e~f', 'b/c.html') or an absolute URL already in normalized form needs no parsing:
+    // the WHATWG parser and the normalizer give it back as written. A fragment is dropped anyway.
+    const hash = href.indexOf('#')
+    const bare = hash === -1 ? href : href.slice(0, hash)
+    if (base !== undefined && bare.length > 0) {
+      const c = bare.charCodeAt(0)
+      if (c === 0x2f) {
+        if (isPlainPath(bare, 0)) {
+          origin ??= originOfBase(base)
+          originPlain ??= isNormalizedAbsolute(origin + '/')
+          if (originPlain) {
+            links.add(origin + bare)
+            continue
+          }
+        }
+      } else if (isPlainRelativePath(bare)) {
+        dir ??= dirOfBase(base)
+        dirPlain ??= isNormalizedAbsolute(dir)
+        if (dirPlain) {
+          links.add(dir + bare)
+          continue
+        }
       }
+    }
+    if (isNormalizedAbsolute(bare)) {
+      links.add(bare)
+      continue
     }
     let part: string
     if (isAbsoluteHttp(href)) {
@@ -407,6 +429,9 @@ function resolveLinks (collector: LinkCollector, pageUrl: string, maxLinks: numb
     } else if (href.charCodeAt(0) === 0x2f && href.charCodeAt(1) !== 0x2f) { // '/x', not '//host'
       part = origin ??= originOfBase(base)
     } else if (href === '' || href.charCodeAt(0) === 0x3f || href.charCodeAt(0) === 0x23 || href.charCodeAt(0) === 0x2f) { // '', '?q', '#f', '//host'
+      part = base
+    } else if (hasScheme(href)) {
+      // 'http:', 'http:x' (relative to a base of the same scheme: its query counts) or 'mailto:x'.
       part = base
     } else {
       part = dir ??= dirOfBase(base)
@@ -431,26 +456,120 @@ function resolveHref (href: string, base: string | undefined, normalizeOpts: Nor
   }
 }
 
-/**
- * A root-relative path of unreserved characters and '/', with no empty first segment ('//' is a
- * network path), no dot segment and no query or fragment: resolving it against any base gives
- * origin + path, character for character (WHATWG URL path state; RFC 3986 §2.3).
- */
-function isPlainRootPath (href: string): boolean {
-  const n = href.length
-  if (n < 2 || href.charCodeAt(1) === 0x2f) return n === 1
-  for (let i = 1; i < n; i++) {
+/** Whether `href` has a ':' before any '/', '?' or '#': a scheme, so the whole base matters. */
+function hasScheme (href: string): boolean {
+  for (let i = 0; i < href.length; i++) {
     const c = href.charCodeAt(i)
-    if ((c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x5f || c === 0x7e) continue
-    if (c === 0x2f) continue
-    if (c === 0x2e) {
-      // '.' starting a segment could be a dot segment: leave it to the full parser.
-      if (href.charCodeAt(i - 1) === 0x2f) return false
-      continue
-    }
+    if (c === 0x3a) return true
+    if (c === 0x2f || c === 0x3f || c === 0x23) return false
+  }
+  return false
+}
+
+/** An unreserved character (RFC 3986 §2.3) other than '.': ALPHA, DIGIT, '-', '_', '~'. */
+function isPlainChar (c: number): boolean {
+  return (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x5f || c === 0x7e
+}
+
+/**
+ * From `start` (a '/') to the end, a path of unreserved characters and '/', with no empty first
+ * segment ('//' would be a network path), no segment starting with '.' (a dot segment, or one
+ * spelled like it) and no query or fragment: the WHATWG URL parser serializes such a path as it is
+ * written, and the normalizer leaves it as it is (RFC 3986 §2.3, §6.2.2).
+ */
+function isPlainPath (s: string, start: number): boolean {
+  const n = s.length
+  if (start + 1 < n && s.charCodeAt(start + 1) === 0x2f) return false
+  for (let i = start + 1; i < n; i++) {
+    const c = s.charCodeAt(i)
+    if (isPlainChar(c) || c === 0x2f) continue
+    if (c === 0x2e && s.charCodeAt(i - 1) !== 0x2f) continue
     return false
   }
   return true
+}
+
+/**
+ * A relative path ('b/c.html') of unreserved characters and '/' whose segments don't start with
+ * '.': resolved against a directory URL it is appended as it is. It has no ':' (so no scheme), and
+ * does not start with '/', '?' or '#'.
+ */
+function isPlainRelativePath (s: string): boolean {
+  if (!isPlainChar(s.charCodeAt(0))) return false
+  for (let i = 1; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (isPlainChar(c) || c === 0x2f) continue
+    if (c === 0x2e && s.charCodeAt(i - 1) !== 0x2f) continue
+    return false
+  }
+  return true
+}
+
+/**
+ * Whether `url` is an http(s) URL that `normalizeUrl` gives back unchanged, checked without parsing
+ * it, for the common spelling only: a lower-case scheme, a host of lower-case ASCII letters, digits,
+ * '-' and '.' (no trailing dot, no 'xn--' label; a last label starting with a digit only as a
+ * canonical dotted-quad IPv4 address, since the URL parser reads such hosts as numbers), an optional
+ * port in canonical form that is not the scheme's default, and a plain path (`isPlainPath`) with no
+ * query. Anything else — false here — goes through the URL parser.
+ */
+export function isNormalizedAbsolute (url: string): boolean {
+  let i: number
+  if (url.startsWith('http://')) i = 7
+  else if (url.startsWith('https://')) i = 8
+  else return false
+  const hostStart = i
+  const n = url.length
+  let lastLabel = i
+  for (; i < n; i++) {
+    const c = url.charCodeAt(i)
+    if ((c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x2d) continue
+    if (c === 0x2e) {
+      lastLabel = i + 1
+      continue
+    }
+    break
+  }
+  const hostEnd = i
+  if (hostEnd === hostStart || url.charCodeAt(hostEnd - 1) === 0x2e) return false
+  const xn = url.indexOf('xn--', hostStart)
+  if (xn !== -1 && xn < hostEnd) return false
+  const first = url.charCodeAt(lastLabel)
+  if (first >= 0x30 && first <= 0x39 && !isDottedQuad(url, hostStart, hostEnd)) return false
+  if (url.charCodeAt(i) === 0x3a) {
+    const portStart = ++i
+    let port = 0
+    for (; i < n && i - portStart < 6; i++) {
+      const c = url.charCodeAt(i)
+      if (c < 0x30 || c > 0x39) break
+      port = port * 10 + c - 0x30
+    }
+    const digits = i - portStart
+    if (digits === 0 || digits > 5 || port > 65535 || (digits > 1 && url.charCodeAt(portStart) === 0x30)) return false
+    if (port === (hostStart === 7 ? 80 : 443)) return false
+  }
+  return url.charCodeAt(i) === 0x2f && isPlainPath(url, i)
+}
+
+/** `s` from `start` to `end` is four decimal numbers 0-255 without leading zeros, joined by '.'. */
+function isDottedQuad (s: string, start: number, end: number): boolean {
+  let parts = 0
+  let i = start
+  while (i <= end) {
+    const from = i
+    let v = 0
+    while (i < end && s.charCodeAt(i) >= 0x30 && s.charCodeAt(i) <= 0x39) {
+      v = v * 10 + s.charCodeAt(i) - 0x30
+      i++
+    }
+    const digits = i - from
+    if (digits === 0 || digits > 3 || v > 255 || (digits > 1 && s.charCodeAt(from) === 0x30)) return false
+    parts++
+    if (i === end) return parts === 4
+    if (s.charCodeAt(i) !== 0x2e) return false
+    i++
+  }
+  return false
 }
 
 /** scheme://authority of a serialized base URL. */
