@@ -15,7 +15,7 @@
  */
 import { parseArgs } from 'node:util'
 import { scanStartTags, TagSet } from '../node/html-scan.js'
-import { Htmlparser2 } from '../node/parser.js'
+import { Htmlparser2 } from '../node/htmlparser2-ref.js'
 import { SiteModel } from '../sim/web.js'
 
 const { values } = parseArgs({ options: { pages: { type: 'string' }, 'site-pages': { type: 'string' }, profile: { type: 'string' }, origin: { type: 'string' }, passes: { type: 'string' } } })

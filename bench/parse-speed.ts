@@ -9,7 +9,8 @@
  */
 
 import { pathToFileURL } from 'node:url'
-import { Htmlparser2 as Parser, parsePage } from '../node/parser.js'
+import { Htmlparser2 as Parser } from '../node/htmlparser2-ref.js'
+import { parsePage } from '../node/parser.js'
 
 const PAGE_URL = 'https://www.example.com/news/2024/05/some-article.html'
 const WORDS = 'the quick brown fox jumps over lazy dog crawler peer shoal frontier robots politeness'.split(' ')

@@ -1,5 +1,4 @@
 import { readFile } from 'node:fs/promises'
-import { parse as parseYaml } from 'yaml'
 import * as C from './constants.js'
 import { ConfigError } from './errors.js'
 import { Scope, type ScopeMode } from './scope.js'
@@ -267,6 +266,8 @@ export async function loadConfigFile (path: string): Promise<{ crawl: CrawlConfi
   } catch (err: any) {
     throw new ConfigError(`${path}: cannot read config file (${err.code ?? err.message})`)
   }
+  // Loaded here, not with this module: most commands read no config file.
+  const { parse: parseYaml } = await import('yaml')
   let doc: unknown
   try {
     doc = parseYaml(text)

@@ -11,7 +11,6 @@
  * so hrefs are collected as written and resolved once the whole page has been read.
  */
 
-import { Parser } from 'htmlparser2'
 import { createRequire } from 'node:module'
 import type { CheerioAPI } from 'cheerio'
 import { DEFAULT_MAX_LINKS_PER_PAGE, DEFAULT_MAX_URL_LENGTH } from './constants.js'
@@ -67,15 +66,6 @@ const RAW_HREFS_PER_LINK = 4
 
 /** Values kept per user-defined field: a selector like `*` must not put a whole page in a record. */
 const MAX_FIELD_VALUES = 1000
-
-/**
- * htmlparser2's Parser as shoal resolves it: benchmarks compare the pipeline with this very copy
- * (bench/ has its own, older one through Crawlee), and the scanner's tests use it as the reference
- * tokenizer.
- *
- * @internal
- */
-export { Parser as Htmlparser2 }
 
 /** `rel` tokens of `<link>` that name a connection hint, not a resource. */
 const SKIPPED_LINK_RELS = ['preconnect', 'dns-prefetch']

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { scanStartTags, TagSet } from '../../node/html-scan.js'
-import { Htmlparser2 } from '../../node/parser.js'
+import { Htmlparser2 } from '../../node/htmlparser2-ref.js'
 import { SiteModel } from '../../sim/web.js'
 import { prng } from '../utils/random.js'
 
