@@ -74,7 +74,11 @@ async function build () {
 function pruneChunks (keep) {
   const dir = join(DIST, 'chunks')
   const before = Date.now() - 60 * 60 * 1000
-  for (const name of readdirSync(dir)) {
+  let names = []
+  try {
+    names = readdirSync(dir)
+  } catch {} // a build without chunks
+  for (const name of names) {
     const file = join(dir, name)
     try {
       if (!keep.has(file) && statSync(file).mtimeMs < before) unlinkSync(file)

@@ -209,26 +209,26 @@ export async function statusesOf (apis: string[]): Promise<any[]> {
   return await Promise.all(apis.map(async api => await getJson(api, '/v1/status')))
 }
 
-/** Wait until every API's peer sees a ring of `n` peers. */
+/**
+ * Wait until every API's peer sees a ring of `n` peers. Either may be a function, read again on
+ * every poll: a moving target (peers started or killed while we wait).
+ */
 export async function waitForRing (apis: string[] | (() => string[]), n: number | (() => number), timeout = 60 * second): Promise<void> {
   const deadline = Date.now() + timeout
-  if (typeof apis !== 'function' && typeof n !== 'function') {
-    const want = n
-    await Promise.all(apis.map(async api => await until(`${api} to see ${want} peers`, deadline, async () => {
-      const s = await getJson(api, '/v1/status')
-      return s.ring.peers === want ? true : undefined
-    })))
-    return
-  }
-  // A moving target (peers started or killed while we wait): every poll asks the peers answering
-  // now whether they see the peer count of now.
   const apisNow = typeof apis === 'function' ? apis : () => apis
   const nNow = typeof n === 'function' ? n : () => n
-  await until('every peer to see the live ring', deadline, async () => {
-    const want = nNow()
-    const rings = await Promise.all(apisNow().map(async api => (await getJson(api, '/v1/status')).ring.peers))
-    return rings.every(peers => peers === want) ? true : undefined
-  })
+  let seen = ''
+  try {
+    await until('every peer to see the live ring', deadline, async () => {
+      const want = nNow()
+      const list = apisNow()
+      const rings = await Promise.all(list.map(async api => (await getJson(api, '/v1/status')).ring.peers as number))
+      seen = list.map((api, i) => `${api}: ${rings[i]}`).join(', ')
+      return rings.every(peers => peers === want) ? true : undefined
+    })
+  } catch (err: any) {
+    throw new Error(`timed out waiting for every peer to see ${nNow()} peers (last seen: ${seen === '' ? 'no answer' : seen})`, { cause: err })
+  }
 }
 
 /**

@@ -22,8 +22,8 @@ const WORKER_YOUNG_GENERATION_MB = 16
 interface Pending {
   resolve: (p: ParsedPage) => void
   reject: (e: Error) => void
-  /** What was asked, to parse it again on the main thread if the worker dies. */
-  job: { body: Uint8Array, contentType: string | undefined, url: string, opts: ParseOptions, now?: number }
+  /** The message the worker was sent, to parse it again elsewhere if the worker dies. */
+  job: { id: number, body: Uint8Array, contentType: string | undefined, url: string, opts: ParseOptions, now?: number }
 }
 
 /** Links each parse thread remembers having handed on (`RepeatFilter`); size 0: none. */
@@ -113,8 +113,9 @@ export class ParsePool {
     slot.load++
     slot.ids.add(id)
     return await new Promise<ParsedPage>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, job: { body, contentType, url, opts, now } })
-      slot.worker.postMessage({ id, body, contentType, url, opts, now })
+      const job = { id, body, contentType, url, opts, now }
+      this.pending.set(id, { resolve, reject, job })
+      slot.worker.postMessage(job)
     })
   }
 

@@ -468,15 +468,8 @@ function isPlainChar (c: number): boolean {
  * written, and the normalizer leaves it as it is (RFC 3986 §2.3, §6.2.2).
  */
 function isPlainPath (s: string, start: number): boolean {
-  const n = s.length
-  if (start + 1 < n && s.charCodeAt(start + 1) === 0x2f) return false
-  for (let i = start + 1; i < n; i++) {
-    const c = s.charCodeAt(i)
-    if (isPlainChar(c) || c === 0x2f) continue
-    if (c === 0x2e && s.charCodeAt(i - 1) !== 0x2f) continue
-    return false
-  }
-  return true
+  if (start + 1 < s.length && s.charCodeAt(start + 1) === 0x2f) return false
+  return isPlainFrom(s, start + 1)
 }
 
 /**
@@ -485,8 +478,12 @@ function isPlainPath (s: string, start: number): boolean {
  * does not start with '/', '?' or '#'.
  */
 function isPlainRelativePath (s: string): boolean {
-  if (!isPlainChar(s.charCodeAt(0))) return false
-  for (let i = 1; i < s.length; i++) {
+  return isPlainChar(s.charCodeAt(0)) && isPlainFrom(s, 1)
+}
+
+/** From `i` (not 0) to the end: unreserved characters and '/', a '.' never first in a segment. */
+function isPlainFrom (s: string, i: number): boolean {
+  for (; i < s.length; i++) {
     const c = s.charCodeAt(i)
     if (isPlainChar(c) || c === 0x2f) continue
     if (c === 0x2e && s.charCodeAt(i - 1) !== 0x2f) continue
