@@ -429,11 +429,23 @@ function resolveLinks (collector: LinkCollector, pageUrl: string, maxLinks: numb
     let url = cache.get(part, href)
     if (url === undefined) {
       url = resolveHref(href, part === '' ? undefined : base, normalizeOpts)
-      cache.set(part, href, url)
+      cache.set(part, detach(href), url)
     }
     if (url !== null) links.add(url)
   }
   return [...links]
+}
+
+/**
+ * A copy of `s` that does not hold on to the string it was cut from. V8 makes a substring of 13 or
+ * more characters a view into its parent (a "sliced string") and `a + b` a pair of references (a
+ * "cons string"), so a link cut out of a page's HTML keeps the whole decoded page (~30 KB) alive for
+ * as long as the link lives: in the frontier's buffer, in the router's pending batches, in a LevelDB
+ * write, as a key of the href cache. Concatenating makes a cons string whose slice flattens it into
+ * a fresh string (the slice then refers to that copy, one character longer, not to the page).
+ */
+export function detach (s: string): string {
+  return (' ' + s).slice(1)
 }
 
 /** One href's normalized URL, or null when it is not a crawlable URL. */

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import { ParsePool } from '../../node/parse-pool.js'
 import { parsePage } from '../../node/parser.js'
 import { RepeatFilter } from '../../node/recent.js'
@@ -48,6 +50,35 @@ describe('parse pool', () => {
     const page = await pool.parse(Buffer.from('<a href="/z">z</a>'), 'text/html', 'http://a.test/', {})
     assert.deepEqual(page.links, ['http://a.test/z'])
     await pool.stop()
+  })
+
+  it('with 0 workers, the links and fields it hands on do not keep the page alive', async () => {
+    setFlagsFromString('--expose-gc')
+    const gc = runInNewContext('gc') as () => void
+    const pool = new ParsePool(0, { size: 100 })
+    await pool.start()
+    const pageBytes = 1 << 18
+    const kept: unknown[] = []
+    const heapAfterGc = (): number => { gc(); gc(); return process.memoryUsage().heapUsed }
+    try {
+      // The first extraction loads and compiles cheerio: not what is measured.
+      await pool.parse(Buffer.from('<title>t</title>'), 'text/html', 'http://a.test/', { extract: { title: 'title' } })
+      const before = heapAfterGc()
+      for (let i = 0; i < 40; i++) {
+        // Each page is different (a string of its own), holds a plain absolute link, a root path,
+        // a relative path (each resolved without the URL parser) and an extracted field.
+        const head = `<title>page number ${i} of the test</title><a href="http://a.test/absolute/link-${i}.html">a</a><a href="/root/path-${i}.html">b</a><a href="rel/path-${i}.html">c</a>`
+        const html = head + `<p>${String(i).padStart(8, '0')}</p>`.repeat(pageBytes / 16)
+        const page = await pool.parse(Buffer.from(html), 'text/html', 'http://a.test/dir/', { extract: { title: 'title' } }, i)
+        assert.equal(page.links.length, 3)
+        kept.push(page.links, page.fields)
+      }
+      const grown = heapAfterGc() - before
+      // 40 pages of 256 KiB each: held by their links, that is > 10 MiB.
+      assert.ok(grown < 8 * pageBytes, `the heap grew ${(grown / 2 ** 20).toFixed(1)} MiB holding 40 pages' links`)
+    } finally {
+      await pool.stop()
+    }
   })
 
   for (const workers of [0, 1]) {

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict'
-import { parsePage, refreshUrl, srcsetUrls, validateExtract } from '../../node/parser.js'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
+import { detach, parsePage, refreshUrl, srcsetUrls, validateExtract } from '../../node/parser.js'
 
 const PAGE = 'https://example.com/dir/page.html'
 
@@ -287,6 +289,36 @@ describe('parser', () => {
 
     it('trims surrounding whitespace and drops newlines and tabs inside an href', () => {
       assert.deepEqual(links('<a href="\n\t /trimmed \n">x</a><a href="/spl\nit">y</a>'), ['https://example.com/trimmed', 'https://example.com/split'])
+    })
+  })
+
+  describe('memory', () => {
+    const heapAfterGc = (): number => {
+      setFlagsFromString('--expose-gc')
+      const gc = runInNewContext('gc') as () => void
+      gc(); gc()
+      return process.memoryUsage().heapUsed
+    }
+
+    it('detach gives back the same characters', () => {
+      const s = 'x'.repeat(1000) + 'the part that is kept' + 'y'.repeat(1000)
+      const d = detach(s.slice(1000, 1021))
+      assert.equal(d, 'the part that is kept')
+      assert.equal(detach(''), '')
+    })
+
+    it('the href cache does not keep the pages its hrefs were cut from', () => {
+      const pageBytes = 1 << 18
+      parsePage('<a href="warm?up">w</a>', PAGE) // compiles the parser: not what is measured
+      const before = heapAfterGc()
+      for (let i = 0; i < 40; i++) {
+        // An href with a query goes through the URL parser, and its answer is cached (keyed on it).
+        const html = `<a href="next-page-${i}.html?from=page-${i}">n</a>` + `<p>${String(i).padStart(8, '0')}</p>`.repeat(pageBytes / 16)
+        assert.deepEqual(links(html), [`https://example.com/dir/next-page-${i}.html?from=page-${i}`])
+      }
+      const grown = heapAfterGc() - before
+      // 40 pages of 256 KiB each: held by the cache's keys, that is > 10 MiB.
+      assert.ok(grown < 8 * pageBytes, `the heap grew ${(grown / 2 ** 20).toFixed(1)} MiB after parsing 40 pages`)
     })
   })
 
