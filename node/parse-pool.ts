@@ -103,8 +103,7 @@ export class ParsePool {
    */
   async parse (body: Uint8Array, contentType: string | undefined, url: string, opts: ParseOptions, now?: number): Promise<ParsedPage> {
     if (this.workers.length === 0) {
-      const page = parsePage(decodeBody(contentType, body), url, opts)
-      if (now !== undefined) this.inlineRepeats.apply(page, now)
+      const page = parsePage(decodeBody(contentType, body), url, opts, now === undefined ? undefined : { filter: this.inlineRepeats, now })
       detachPage(page)
       return page
     }

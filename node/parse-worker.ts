@@ -20,8 +20,7 @@ parentPort?.on('message', (job: Job | { forget: true }) => {
     return
   }
   try {
-    const page = parsePage(decodeBody(job.contentType, job.body), job.url, job.opts)
-    if (job.now !== undefined) repeats.apply(page, job.now)
+    const page = parsePage(decodeBody(job.contentType, job.body), job.url, job.opts, job.now === undefined ? undefined : { filter: repeats, now: job.now })
     parentPort?.postMessage({ id: job.id, page })
   } catch (err: any) {
     parentPort?.postMessage({ id: job.id, error: String(err?.message ?? err) })

@@ -17,6 +17,7 @@ import { DEFAULT_MAX_LINKS_PER_PAGE, DEFAULT_MAX_URL_LENGTH } from './constants.
 import { ConfigError } from './errors.js'
 import { scanStartTags, TagSet } from './html-scan.js'
 import { normalizeUrl, type NormalizeOptions } from './normalize.js'
+import { MET, REPEAT, type RepeatFilter } from './recent.js'
 import type { ParsedPage } from './types.js'
 
 // cheerio takes ~0.1–0.4 s to load and only extraction needs it: load it on first use.
@@ -72,11 +73,14 @@ const SKIPPED_LINK_RELS = ['preconnect', 'dns-prefetch']
 
 /**
  * Parse one HTML page. Never throws because of the page, whatever it holds: malformed markup yields
- * whatever links a tolerant tokenizer finds in it.
+ * whatever links a tolerant tokenizer finds in it. With `repeats`, the links its filter met within
+ * `recrawlAfter` of `now` (a thread's links already handed on) are dropped and the rest remembered
+ * as handed on at `now`; `linkCount` is then the page's distinct links and `repeats` how many were
+ * dropped (as `RepeatFilter.apply` on the whole page's links, without building the dropped ones).
  *
  * @throws ConfigError-named error if `maxLinks` or `maxHrefLength` is not a valid number
  */
-export function parsePage (html: string, pageUrl: string, opts: ParseOptions = {}): ParsedPage {
+export function parsePage (html: string, pageUrl: string, opts: ParseOptions = {}, repeats?: RepeatCheck): ParsedPage {
   const maxLinks = opts.maxLinks ?? DEFAULT_MAX_LINKS_PER_PAGE
   const maxHrefLength = opts.maxHrefLength ?? DEFAULT_MAX_URL_LENGTH
   // Options are the caller's, not the page's: a wrong one is a bug to report, not a page to skip.
@@ -89,10 +93,12 @@ export function parsePage (html: string, pageUrl: string, opts: ParseOptions = {
     // The scanner is not known to throw on any input; if it ever does, keep what was collected.
   }
 
-  const page: ParsedPage = {
-    links: collector.nofollow ? [] : resolveLinks(collector, pageUrl, maxLinks, { stripParams: opts.stripParams }),
-    noindex: collector.noindex,
-    nofollow: collector.nofollow
+  const links = new PageLinks(repeats)
+  if (!collector.nofollow) resolveLinks(collector, pageUrl, maxLinks, { stripParams: opts.stripParams }, links)
+  const page: ParsedPage = { links: links.out, noindex: collector.noindex, nofollow: collector.nofollow }
+  if (repeats !== undefined) {
+    page.linkCount = links.distinct
+    page.repeats = links.repeats
   }
   if (opts.extract !== undefined && Object.keys(opts.extract).length > 0) {
     page.fields = extractFields(html, opts.extract)
@@ -366,7 +372,7 @@ function isDigit (c: number): boolean {
  * Resolve the collected hrefs against the document's base URL, normalize, de-duplicate, cap.
  * Each distinct href is resolved once; `http(s)://…` hrefs skip the base, which cannot change them.
  */
-function resolveLinks (collector: LinkCollector, pageUrl: string, maxLinks: number, normalizeOpts: NormalizeOptions): string[] {
+function resolveLinks (collector: LinkCollector, pageUrl: string, maxLinks: number, normalizeOpts: NormalizeOptions, links: PageLinks): void {
   const base = documentBase(collector.baseHref, pageUrl)
   const cache = resolveCacheFor(normalizeOpts)
   // What an href resolves to depends only on part of the base: nothing for an absolute URL, the
@@ -379,9 +385,8 @@ function resolveLinks (collector: LinkCollector, pageUrl: string, maxLinks: numb
   // resolves against them by concatenation (computed once a page, when first needed).
   let originPlain: boolean | undefined
   let dirPlain: boolean | undefined
-  const links = new Set<string>()
   for (const href of collector.hrefs) {
-    if (links.size >= maxLinks) break
+    if (links.distinct >= maxLinks) break
     // Fast paths, before the cache (they would take a slot each): an href that is a plain path
     // ('/a/b-c_d.e~f', 'b/c.html') or an absolute URL already in normalized form needs no parsing:
     // the WHATWG parser and the normalizer give it back as written. A fragment is dropped anyway.
@@ -394,7 +399,7 @@ function resolveLinks (collector: LinkCollector, pageUrl: string, maxLinks: numb
           origin ??= originOfBase(base)
           originPlain ??= isNormalizedAbsolute(origin + '/')
           if (originPlain) {
-            links.add(origin + bare)
+            links.offer(origin, bare)
             continue
           }
         }
@@ -402,13 +407,13 @@ function resolveLinks (collector: LinkCollector, pageUrl: string, maxLinks: numb
         dir ??= dirOfBase(base)
         dirPlain ??= isNormalizedAbsolute(dir)
         if (dirPlain) {
-          links.add(dir + bare)
+          links.offer(dir, bare)
           continue
         }
       }
     }
     if (isNormalizedAbsolute(bare)) {
-      links.add(bare)
+      links.offer('', bare)
       continue
     }
     let part: string
@@ -431,9 +436,55 @@ function resolveLinks (collector: LinkCollector, pageUrl: string, maxLinks: numb
       url = resolveHref(href, part === '' ? undefined : base, normalizeOpts)
       cache.set(part, detach(href), url)
     }
-    if (url !== null) links.add(url)
+    if (url !== null) links.offer('', url)
   }
-  return [...links]
+}
+
+/** Drop the links a thread handed on recently as a page's links are resolved (see `parsePage`). */
+export interface RepeatCheck {
+  filter: RepeatFilter
+  now: number
+}
+
+/**
+ * A page's links as resolution finds them, each offered as a prefix (the page's origin or directory,
+ * or '') and the rest: de-duplicated in document order and, with a repeat check, without the links
+ * handed on recently, which are dropped before their string is built.
+ */
+class PageLinks {
+  readonly out: string[] = []
+  /** Distinct links offered (kept or dropped as repeats). */
+  distinct = 0
+  repeats = 0
+  private readonly set: Set<string> | undefined
+  private readonly check: RepeatCheck | undefined
+
+  constructor (check: RepeatCheck | undefined) {
+    if (check !== undefined && check.filter.enabled) {
+      this.check = check
+      check.filter.beginPage()
+    } else {
+      this.set = new Set()
+    }
+  }
+
+  offer (prefix: string, rest: string): void {
+    const check = this.check
+    if (check === undefined) {
+      const url = prefix + rest
+      const set = this.set as Set<string>
+      if (set.has(url)) return
+      set.add(url)
+      this.out.push(url)
+      this.distinct++
+      return
+    }
+    const met = check.filter.check(prefix, rest, check.now)
+    if (met === MET) return
+    this.distinct++
+    if (met === REPEAT) this.repeats++
+    else this.out.push(prefix + rest)
+  }
 }
 
 /**

@@ -74,9 +74,15 @@ export class RepeatFilter {
   private young: Generation
   private old: Generation
   private readonly half: number
-  // The fingerprint of the last `fingerprint` call (two results without an object).
+  // The fingerprint of the last `fingerprint` or `check` (two results without an object).
   private a = 0
   private b = 0
+  // The hash state after the last prefix `check` was given (most links of a page share one).
+  private prefix = ''
+  private p1 = SEED1
+  private p2 = SEED2
+  /** The page `check` is on: entries met on it carry it, so a second meeting is no repeat. */
+  private page = 0
 
   constructor (readonly size: number, private readonly recrawlAfter = Infinity) {
     if (!(size >= 0)) throw new RangeError(`cache size must be ≥ 0, got ${size}`)
@@ -85,6 +91,11 @@ export class RepeatFilter {
     const slots = this.half === 0 ? 1 : 2 ** Math.ceil(Math.log2(this.half * 2))
     this.young = new Generation(slots)
     this.old = new Generation(slots)
+  }
+
+  /** Whether it remembers anything (size > 0). */
+  get enabled (): boolean {
+    return this.half > 0
   }
 
   /** Forget every link. */
@@ -109,20 +120,68 @@ export class RepeatFilter {
   /**
    * Drop from `page.links` what was handed on within `recrawlAfter` of `now`, and remember the
    * rest as handed on at `now`. Sets `linkCount` (the page's links before) and `repeats`.
+   * (The parser does the same as it resolves a page's links, with `beginPage` and `check`.)
    */
   apply (page: { links: string[], linkCount?: number, repeats?: number }, now: number): void {
     page.linkCount = page.links.length
     page.repeats = 0
     if (this.half === 0 || page.links.length === 0) return
+    this.beginPage()
     const fresh: string[] = []
     for (const url of page.links) {
-      this.fingerprint(url)
-      if (this.recent(now)) continue
-      this.put(this.a, this.b, now)
-      fresh.push(url)
+      if (this.check('', url, now) === FRESH) fresh.push(url)
     }
     page.repeats = page.links.length - fresh.length
     page.links = fresh
+  }
+
+  /** Start a page: what `check` meets from now on is counted once however often the page links it. */
+  beginPage (): void {
+    this.page = (this.page + 1) | 0
+  }
+
+  /**
+   * Meet the URL `prefix + suffix` on the current page (see `beginPage`), without building it: the
+   * parser's links are mostly a page's origin or directory followed by a path, and most of them are
+   * repeats, dropped here before their string exists. `FRESH`: not handed on within
+   * `recrawlAfter` of `now`, remembered now; `REPEAT`: handed on recently; `MET`: met before on
+   * this page (whichever it was then). Call with a filter of size > 0 (`enabled`).
+   */
+  check (prefix: string, suffix: string, now: number): number {
+    let h1 = SEED1
+    let h2 = SEED2
+    if (prefix.length > 0) {
+      if (prefix !== this.prefix) {
+        this.prefix = prefix
+        this.hash(SEED1, SEED2, prefix)
+        this.p1 = this.a
+        this.p2 = this.b
+      }
+      h1 = this.p1
+      h2 = this.p2
+    }
+    this.hash(h1, h2, suffix)
+    this.finish(prefix.length + suffix.length)
+    const { a, b, young, page } = this
+    let slot = young.find(a, b)
+    if (slot >= 0) {
+      if (young.pages[slot] === page) return MET
+      young.pages[slot] = page
+      if (this.within(young.times[slot], now)) return REPEAT
+      young.times[slot] = now
+      return FRESH
+    }
+    const old = this.old
+    slot = old.find(a, b)
+    // Met on this page before the young generation rotated into the old one.
+    if (slot >= 0 && old.pages[slot] === page) return MET
+    if (slot >= 0 && this.within(old.times[slot], now)) {
+      // Used again: keep it through the next rotation.
+      this.put(a, b, old.times[slot])
+      return REPEAT
+    }
+    this.put(a, b, now)
+    return FRESH
   }
 
   /** Whether the fingerprint in `a`, `b` is held with a time within `recrawlAfter` of `now`. */
@@ -139,11 +198,15 @@ export class RepeatFilter {
       // Used again: keep it through the next rotation.
       this.put(a, b, at)
     }
+    return this.within(at, now)
+  }
+
+  private within (at: number, now: number): boolean {
     return this.recrawlAfter === Infinity || now - at < this.recrawlAfter
   }
 
   private put (a: number, b: number, at: number): void {
-    if (this.young.put(a, b, at) && this.young.count >= this.half) {
+    if (this.young.put(a, b, at, this.page) && this.young.count >= this.half) {
       const dropped = this.old
       this.old = this.young
       dropped.clear()
@@ -151,30 +214,53 @@ export class RepeatFilter {
     }
   }
 
-  /** Two seeded 32-bit hashes of `url`'s UTF-16 code units, of different shapes, into `a` and `b`. */
+  /** The fingerprint of `url` into `a`, `b`. */
   private fingerprint (url: string): void {
-    let h1 = SEED1
-    let h2 = SEED2
-    for (let i = 0; i < url.length; i++) {
-      const c = url.charCodeAt(i)
+    this.hash(SEED1, SEED2, url)
+    this.finish(url.length)
+  }
+
+  /**
+   * Two seeded 32-bit hashes of UTF-16 code units, of different shapes, continued from `h1`, `h2`
+   * over `s`, into `a` and `b` (not finished: a string's state is its prefix's continued).
+   */
+  private hash (h1: number, h2: number, s: string): void {
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i)
       h1 = Math.imul(h1 ^ c, 0x01000193)
       h2 = Math.imul(((h2 << 5) | (h2 >>> 27)) ^ c, 0x9E3779B1)
     }
-    this.a = fmix32(h1 ^ url.length)
-    this.b = fmix32(h2 ^ Math.imul(url.length, 0x85EBCA6B)) | 1 // never 0: 0, 0 is an empty slot
+    this.a = h1
+    this.b = h2
+  }
+
+  /** Finish the hash state in `a`, `b` of a string of `length` code units into its fingerprint. */
+  private finish (length: number): void {
+    this.a = fmix32(this.a ^ length)
+    this.b = fmix32(this.b ^ Math.imul(length, 0x85EBCA6B)) | 1 // never 0: 0, 0 is an empty slot
   }
 }
 
-/** One generation of `RepeatFilter`: fingerprints (two int32s a slot; 0, 0 is empty) and times. */
+/** `RepeatFilter.check`'s answers. */
+export const FRESH = 0
+export const REPEAT = 1
+export const MET = 2
+
+/**
+ * One generation of `RepeatFilter`: fingerprints (two int32s a slot; 0, 0 is empty), times, and the
+ * page each was last met on.
+ */
 class Generation {
   readonly keys: Int32Array
   readonly times: Float64Array
+  readonly pages: Int32Array
   count = 0
   private readonly mask: number
 
   constructor (slots: number) {
     this.keys = new Int32Array(slots * 2)
     this.times = new Float64Array(slots)
+    this.pages = new Int32Array(slots)
     this.mask = slots - 1
   }
 
@@ -190,8 +276,8 @@ class Generation {
     }
   }
 
-  /** Set the time of `a`, `b`, adding it if new; whether it was added. */
-  put (a: number, b: number, at: number): boolean {
+  /** Set the time and page of `a`, `b`, adding it if new; whether it was added. */
+  put (a: number, b: number, at: number, page: number): boolean {
     const keys = this.keys
     let slot = a & this.mask
     for (;;) {
@@ -200,11 +286,13 @@ class Generation {
         keys[2 * slot] = a
         keys[2 * slot + 1] = b
         this.times[slot] = at
+        this.pages[slot] = page
         this.count++
         return true
       }
       if (kb === b && keys[2 * slot] === a) {
         this.times[slot] = at
+        this.pages[slot] = page
         return false
       }
       slot = (slot + 1) & this.mask

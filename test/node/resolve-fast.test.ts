@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { normalizeUrl } from '../../node/normalize.js'
 import { isNormalizedAbsolute, parsePage } from '../../node/parser.js'
+import { RepeatFilter } from '../../node/recent.js'
 import { prng } from '../utils/random.js'
 
 /** Random pieces biased towards what the fast paths must tell apart from their look-alikes. */
@@ -64,5 +65,46 @@ describe('link resolution fast paths', () => {
       const expected = [...new Set(linked.map(h => normalizeUrl(h, base)).filter((u): u is string => u !== undefined))]
       assert.deepEqual(parsePage(html, pageUrl, {}).links, expected, `${pageUrl}: ${JSON.stringify(hrefs)}`)
     }
+  })
+
+  it('with a repeat check, a page\'s links are its new ones, counted and remembered as RepeatFilter.apply does', () => {
+    const random = prng(13)
+    const p = pieces(random)
+    const pageUrls = ['http://a.test/dir/page.html', 'https://example.com/', 'http://127.0.0.1:8080/x/y/', 'http://a.test/dir/other?q=1', 'HTTP://A.test/dir/']
+    const pool = Array.from({ length: 300 }, () => p.href(pageUrls[Math.floor(random() * pageUrls.length)]))
+    const recrawlAfter = 40
+    // The model: every URL handed on, with when (a filter large enough never to rotate).
+    const handedOn = new Map<string, number>()
+    const big = new RepeatFilter(1 << 16, recrawlAfter)
+    // A small filter rotates every few pages: compared with apply on the same filter size.
+    const small = new RepeatFilter(64, recrawlAfter)
+    const smallRef = new RepeatFilter(64, recrawlAfter)
+    let repeats = 0
+    for (let page = 0; page < 2_000; page++) {
+      const now = page
+      const pageUrl = pageUrls[page % pageUrls.length]
+      const hrefs = Array.from({ length: 1 + Math.floor(random() * 20) }, () => pool[Math.floor(random() * pool.length)])
+      const html = hrefs.map(h => `<a href="${h.replace(/&/g, '&amp;').replace(/"/g, '&quot;')}">x</a>`).join('')
+      const all = parsePage(html, pageUrl, {}).links
+      const fresh = all.filter(u => {
+        const at = handedOn.get(u)
+        if (at !== undefined && now - at < recrawlAfter) return false
+        handedOn.set(u, now)
+        return true
+      })
+      const got = parsePage(html, pageUrl, {}, { filter: big, now })
+      const why = `page ${page}, ${pageUrl}: ${JSON.stringify(hrefs)}`
+      assert.deepEqual(got.links, fresh, why)
+      assert.equal(got.linkCount, all.length, why)
+      assert.equal(got.repeats, all.length - fresh.length, why)
+      repeats += got.repeats ?? 0
+      const ref = { links: all }
+      smallRef.apply(ref, now)
+      assert.deepEqual(parsePage(html, pageUrl, {}, { filter: small, now }), { ...parsePage(html, pageUrl, {}), ...ref }, why)
+    }
+    assert.ok(repeats > 5_000, `${repeats} repeats`)
+    // A filter of size 0 drops nothing.
+    const none = parsePage('<a href="/a"></a><a href="/a"></a><a href="b"></a>', 'http://a.test/', {}, { filter: new RepeatFilter(0), now: 0 })
+    assert.deepEqual(none, { links: ['http://a.test/a', 'http://a.test/b'], linkCount: 2, repeats: 0, noindex: false, nofollow: false })
   })
 })
