@@ -11,6 +11,12 @@
  * transport called it and as storage when the write batcher did. Samples whose synchronous stack
  * holds no categorised frame (a microtask resumed from the event loop) are "other".
  * The table is in CPU ms per 1000 pages, the peers of a run summed, from seeding to idle.
+ *
+ * A caveat: a profile's time is wall time between samples, so the time a thread spent descheduled
+ * is charged to the function it was in — with more processes than cores, mostly the syscalls that
+ * wake another process (a socket write). Scaling to /proc CPU then overstates those categories
+ * (fetch, libp2p core) and understates the rest; compare each profile's non-idle time with its
+ * `peerMainCpuSeconds` to see how much (BENCHMARKS.md §3).
  */
 import { readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
