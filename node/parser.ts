@@ -93,12 +93,18 @@ export function parsePage (html: string, pageUrl: string, opts: ParseOptions = {
     // The scanner is not known to throw on any input; if it ever does, keep what was collected.
   }
 
-  const links = new PageLinks(repeats)
+  // The filter is asked as links are resolved when it holds more than a page's links (a page cannot
+  // then rotate it twice, and so forget a link it met earlier on the page); a smaller one filters
+  // the page's distinct links afterwards.
+  const during = repeats !== undefined && repeats.filter.enabled && repeats.filter.size >= 2 * maxLinks
+  const links = new PageLinks(during ? repeats : undefined)
   if (!collector.nofollow) resolveLinks(collector, pageUrl, maxLinks, { stripParams: opts.stripParams }, links)
   const page: ParsedPage = { links: links.out, noindex: collector.noindex, nofollow: collector.nofollow }
-  if (repeats !== undefined) {
+  if (during) {
     page.linkCount = links.distinct
     page.repeats = links.repeats
+  } else if (repeats !== undefined) {
+    repeats.filter.apply(page, repeats.now)
   }
   if (opts.extract !== undefined && Object.keys(opts.extract).length > 0) {
     page.fields = extractFields(html, opts.extract)
@@ -460,7 +466,7 @@ class PageLinks {
   private readonly check: RepeatCheck | undefined
 
   constructor (check: RepeatCheck | undefined) {
-    if (check !== undefined && check.filter.enabled) {
+    if (check !== undefined) {
       this.check = check
       check.filter.beginPage()
     } else {

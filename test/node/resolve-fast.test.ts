@@ -100,9 +100,18 @@ describe('link resolution fast paths', () => {
       repeats += got.repeats ?? 0
       const ref = { links: all }
       smallRef.apply(ref, now)
-      assert.deepEqual(parsePage(html, pageUrl, {}, { filter: small, now }), { ...parsePage(html, pageUrl, {}), ...ref }, why)
+      // (maxLinks 32: a filter of 64 is asked during the resolution, as the default sizes are.)
+      assert.deepEqual(parsePage(html, pageUrl, { maxLinks: 32 }, { filter: small, now }), { ...parsePage(html, pageUrl, {}), ...ref }, why)
     }
     assert.ok(repeats > 5_000, `${repeats} repeats`)
+    // A filter smaller than twice a page's links filters the page's distinct links after resolving
+    // them: asked during, a page could rotate it twice and meet a link again as new.
+    const tiny = new RepeatFilter(4)
+    // Each link twice, spelled two ways (the collector drops an href met again as written).
+    const html = Array.from({ length: 10 }, (_, i) => `<a href="/p${i}"></a>`).join('') + Array.from({ length: 10 }, (_, i) => `<a href="http://a.test/p${i}"></a>`).join('')
+    const twice = parsePage(html, 'http://a.test/', { maxLinks: 20 }, { filter: tiny, now: 0 })
+    assert.deepEqual(twice.links, Array.from({ length: 10 }, (_, i) => `http://a.test/p${i}`))
+    assert.equal(twice.linkCount, 10)
     // A filter of size 0 drops nothing.
     const none = parsePage('<a href="/a"></a><a href="/a"></a><a href="b"></a>', 'http://a.test/', {}, { filter: new RepeatFilter(0), now: 0 })
     assert.deepEqual(none, { links: ['http://a.test/a', 'http://a.test/b'], linkCount: 2, repeats: 0, noindex: false, nofollow: false })
