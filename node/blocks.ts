@@ -29,7 +29,7 @@ export function cidOf (bytes: Uint8Array): string {
 }
 
 /** Where a block's bytes are: the `blocks` sublevel maps CID → this. */
-interface BlockLocation {
+export interface BlockLocation {
   /** Pack file number. */
   p: number
   /** Byte offset in the pack. */
@@ -110,12 +110,12 @@ export class BlockStore {
    * Append `bytes` (unless a block with its CID was just stored) and return its CID and the index
    * operation to commit with the record that refers to it.
    */
-  async stage (bytes: Uint8Array): Promise<{ cid: string, op?: BatchOp }> {
+  async stage (bytes: Uint8Array): Promise<{ cid: string, loc: BlockLocation, op?: BatchOp }> {
     const cid = cidOf(bytes)
     // Stored a moment ago: don't write the bytes again, but do give the index entry to this caller
     // too, so its record never commits before the location it refers to.
     const seen = this.recent.get(cid)
-    if (seen != null) return { cid, op: { type: 'put', sublevel: 'blocks', key: cid, value: seen } }
+    if (seen != null) return { cid, loc: seen, op: { type: 'put', sublevel: 'blocks', key: cid, value: seen } }
     if (this.size >= this.packSize) {
       // Rotate, synchronously: every later append goes to the new pack.
       this.pack++
@@ -128,7 +128,7 @@ export class BlockStore {
     if (this.recent.size >= this.recentMax) this.recent.clear()
     this.recent.set(cid, loc)
     await this.append(loc.p, loc.o, bytes)
-    return { cid, op: { type: 'put', sublevel: 'blocks', key: cid, value: loc } }
+    return { cid, loc, op: { type: 'put', sublevel: 'blocks', key: cid, value: loc } }
   }
 
   /**
@@ -196,6 +196,14 @@ export class BlockStore {
   async get (cid: string): Promise<Uint8Array | undefined> {
     const loc = await this.store.get<BlockLocation>('blocks', cid)
     if (loc === undefined) return undefined
+    return await this.read(cid, loc)
+  }
+
+  /**
+   * The bytes of block `cid` at `loc`, verified (CorruptBlockError when they don't match): a block
+   * `stage` has written, before or without its index entry being committed.
+   */
+  async read (cid: string, loc: BlockLocation): Promise<Uint8Array> {
     // One handle per pack, shared by concurrent first reads.
     let opening = this.readers.get(loc.p)
     if (opening == null) {

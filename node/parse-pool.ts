@@ -22,8 +22,13 @@ const WORKER_YOUNG_GENERATION_MB = 16
 interface Pending {
   resolve: (p: ParsedPage) => void
   reject: (e: Error) => void
-  /** The message the worker was sent, to parse it again elsewhere if the worker dies. */
-  job: { id: number, body: Uint8Array, contentType: string | undefined, url: string, opts: ParseOptions, now?: number }
+  /** What the worker was sent, to parse it again elsewhere if the worker dies. */
+  contentType: string | undefined
+  url: string
+  opts: ParseOptions
+  now?: number
+  /** The body itself, or, when the caller can give it back (`reload`), how to get it again. */
+  body: Uint8Array | (() => Promise<Uint8Array>)
 }
 
 /** Links each parse thread remembers having handed on (`RepeatFilter`); size 0: none. */
@@ -86,8 +91,11 @@ export class ParsePool {
           const p = this.pending.get(id)
           this.pending.delete(id)
           if (p === undefined) continue
-          const { body, contentType, url, opts, now } = p.job
-          this.parse(body, contentType, url, opts, now).then(p.resolve, p.reject)
+          const { body, contentType, url, opts, now } = p
+          const again = typeof body === 'function'
+            ? body().then(async (bytes) => await this.parse(bytes, contentType, url, opts, now, body))
+            : this.parse(body, contentType, url, opts, now)
+          again.then(p.resolve, p.reject)
         }
         slot.ids.clear()
       }
@@ -100,22 +108,37 @@ export class ParsePool {
   /**
    * Parse a page. With `now`, the links the thread handed on recently (within `recrawlAfter` of
    * `now`) are dropped, and the rest remembered: pass it only when the links will be routed.
+   *
+   * A page handed to a worker is kept until the worker answers, to parse it again should the
+   * worker die. With `reload` (the body as stored, read back), the pool keeps that instead: a
+   * ~30 KB body held for the whole round trip through a busy worker outlives the main thread's
+   * young-generation collections, and the socket buffers it pins then wait for full collections
+   * (on the 30 KB-page crawl of BENCHMARKS.md §1, half of the main thread's mark-compacts).
    */
-  async parse (body: Uint8Array, contentType: string | undefined, url: string, opts: ParseOptions, now?: number): Promise<ParsedPage> {
+  parse (body: Uint8Array, contentType: string | undefined, url: string, opts: ParseOptions, now?: number, reload?: () => Promise<Uint8Array>): Promise<ParsedPage> {
+    // Not an async function, and `body` is in no closure: a suspended frame would hold it until the
+    // worker answers.
     if (this.workers.length === 0) {
-      const page = parsePage(decodeBody(contentType, body), url, opts, now === undefined ? undefined : { filter: this.inlineRepeats, now })
-      detachPage(page)
-      return page
+      try {
+        const page = parsePage(decodeBody(contentType, body), url, opts, now === undefined ? undefined : { filter: this.inlineRepeats, now })
+        detachPage(page)
+        return Promise.resolve(page)
+      } catch (err: any) {
+        return Promise.reject(err)
+      }
     }
     let slot = this.workers[0]
     for (const w of this.workers) if (w.load < slot.load) slot = w
     const id = this.nextId++
+    try {
+      slot.worker.postMessage({ id, body, contentType, url, opts, now })
+    } catch (err: any) {
+      return Promise.reject(err) // options that cannot be cloned
+    }
     slot.load++
     slot.ids.add(id)
-    return await new Promise<ParsedPage>((resolve, reject) => {
-      const job = { id, body, contentType, url, opts, now }
-      this.pending.set(id, { resolve, reject, job })
-      slot.worker.postMessage(job)
+    return new Promise<ParsedPage>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject, contentType, url, opts, now, body: reload ?? body })
     })
   }
 

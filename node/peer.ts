@@ -16,7 +16,7 @@ import { ParsePool } from './parse-pool.js'
 import { Robots } from './robots.js'
 import { hostKeyFast, isPrivateHostKey, ownAll, Router, type LinkTransport, type Ownership } from './router.js'
 import { Scope } from './scope.js'
-import type { Clock, HttpClient, Link, RecordStatus, UrlRecord } from './types.js'
+import type { Clock, HttpClient, Link, ParsedPage, RecordStatus, UrlRecord } from './types.js'
 import { systemClock } from './types.js'
 import * as C from './constants.js'
 
@@ -356,15 +356,22 @@ export class Peer {
     }
   }
 
-  /** The links of an HTML body (none for other types), with the page's parse facts set on its record. */
-  private async parseLinks (body: Uint8Array, contentType: string | undefined, entry: Lease['entry'], record: UrlRecord): Promise<Link[]> {
-    const cfg = this.config
-    if (body.byteLength === 0 || !isHtml(contentType, body)) return []
+  /**
+   * The links of an HTML body (none for other types), with the page's parse facts set on its record.
+   * Not an async function, nor is `storeAndParse`: a suspended frame would hold the body (see
+   * `ParsePool.parse`).
+   */
+  private parseLinks (body: Uint8Array, contentType: string | undefined, entry: Lease['entry'], record: UrlRecord, reload?: () => Promise<Uint8Array>): Promise<Link[]> {
+    if (body.byteLength === 0 || !isHtml(contentType, body)) return Promise.resolve([])
     const depth = entry.depth + 1
     // Links past maxDepth are not routed: the parse thread must not count them as handed on.
-    const routed = depth <= cfg.maxDepth
+    const routed = depth <= this.config.maxDepth
+    return this.linksOf(this.parser.parse(body, contentType, entry.url, this.parseOptions, routed ? this.clock.now() : undefined, reload), entry, record, depth, routed)
+  }
+
+  private async linksOf (parsing: Promise<ParsedPage>, entry: Lease['entry'], record: UrlRecord, depth: number, routed: boolean): Promise<Link[]> {
     try {
-      const parsed = await this.parser.parse(body, contentType, entry.url, this.parseOptions, routed ? this.clock.now() : undefined)
+      const parsed = await parsing
       record.links = parsed.linkCount ?? parsed.links.length
       if (parsed.noindex) record.noindex = true
       if (parsed.fields != null) record.fields = parsed.fields
@@ -375,6 +382,23 @@ export class Peer {
       record.error = `parse error: ${err.message}`
       return []
     }
+  }
+
+  /**
+   * Store a fetched body and parse it. Neither the page's result nor the parse pool keeps the body
+   * past its write and its hand-off to a parse thread: should that thread die, the pool reads it
+   * back from the block store.
+   */
+  private storeAndParse (result: FetchResult, entry: Lease['entry'], record: UrlRecord): { staging: ReturnType<BlockStore['stage']>, parsing: Promise<Link[]> } {
+    const body = result.body ?? new Uint8Array()
+    result.body = undefined
+    record.size = body.byteLength
+    const staging = this.blocks.stage(body)
+    const reload = async (): Promise<Uint8Array> => {
+      const { cid, loc } = await staging
+      return await this.blocks.read(cid, loc)
+    }
+    return { staging, parsing: this.parseLinks(body, result.contentType, entry, record, reload) }
   }
 
   /** Store, parse, route links, then record the page as done. */
@@ -399,12 +423,11 @@ export class Peer {
     switch (result.outcome) {
       case 'ok': {
         record.status = 'fetched'
-        const body = result.body ?? new Uint8Array()
-        const { cid, op } = await this.blocks.stage(body)
+        const { staging, parsing } = this.storeAndParse(result, entry, record)
+        const { cid, op } = await staging
         if (op != null) ops.push(op)
         record.cid = cid
-        record.size = body.byteLength
-        links = await this.parseLinks(body, result.contentType, entry, record)
+        links = await parsing
         break
       }
       case 'not-modified': {

@@ -29,6 +29,9 @@ describe('block store', () => {
     assert.equal(again.cid, cids[0])
     assert.equal(again.op?.key, cids[0], 'the index entry is given to this caller too')
     assert.equal(await packBytes(), before, 'the bytes are not written again')
+    // Read back where it was staged, before (or without) its index entry being committed.
+    assert.deepEqual(await blocks.read(again.cid, again.loc), bodies[0])
+    await assert.rejects(blocks.read(cids[0], { ...again.loc, o: again.loc.o + 1 }), /does not match its CID/)
     const packs = (await readdir(join(dir, 'blocks'))).filter(f => f.startsWith('pack-'))
     assert.ok(packs.length >= 5, `rotated into ${packs.length} packs`)
     await blocks.close()

@@ -44,6 +44,48 @@ describe('parse pool', () => {
     }
   })
 
+  it('with reload, keeps no body while a worker has it, and parses a dead worker\'s pages from what reload gives', async () => {
+    setFlagsFromString('--expose-gc')
+    const gc = runInNewContext('gc') as () => void
+    const pool = new ParsePool(1)
+    await pool.start()
+    const warnings: string[] = []
+    const onWarning = (w: Error): void => { warnings.push(w.message) }
+    process.on('warning', onWarning)
+    try {
+      const html = (i: number): Buffer => Buffer.from(`<a href="/a${i}">a</a>`)
+      const reloads: number[] = []
+      const reload = (i: number) => async (): Promise<Uint8Array> => { reloads.push(i); return html(i) }
+      // Handed to the worker and forgotten here: with reload nothing else holds the body, without
+      // it the pool does (to parse it again), until the worker answers.
+      const send = (i: number, withReload: boolean): { parsed: Promise<unknown>, body: WeakRef<Buffer> } => {
+        const body = html(i)
+        return { parsed: pool.parse(body, 'text/html', 'http://a.test/', {}, undefined, withReload ? reload(i) : undefined), body: new WeakRef(body) }
+      }
+      // The worker is kept busy with a large page first, so that it has not answered the small ones
+      // when this looks (a WeakRef's target lives to the end of the task that made it: it looks on
+      // the next one).
+      let busy = true
+      const big = pool.parse(Buffer.from('<p>filler text</p>'.repeat(1 << 19)), 'text/html', 'http://a.test/', {}).finally(() => { busy = false })
+      const sent = [send(0, true), send(1, false), send(2, true)]
+      await new Promise(resolve => setImmediate(resolve))
+      gc()
+      assert.ok(busy, 'the worker answered too soon for this test to tell')
+      assert.deepEqual(sent.map(s => s.body.deref() !== undefined), [false, true, false])
+      await big
+      await Promise.all(sent.map(async s => await s.parsed))
+      assert.deepEqual(reloads, [], 'reload is only for a worker that dies')
+
+      const before = [0, 1, 2, 3].map(i => pool.parse(html(i), 'text/html', 'http://a.test/', {}, undefined, i % 2 === 0 ? reload(i) : undefined))
+      await (pool as any).workers[0].worker.terminate()
+      assert.deepEqual((await Promise.all(before)).map(p => p.links), [0, 1, 2, 3].map(i => [`http://a.test/a${i}`]))
+      assert.deepEqual(reloads, [0, 2])
+    } finally {
+      process.off('warning', onWarning)
+      await pool.stop()
+    }
+  })
+
   it('with 0 workers parses inline', async () => {
     const pool = new ParsePool(0)
     await pool.start()
