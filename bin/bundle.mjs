@@ -1,5 +1,6 @@
 // shoal's sources bundled into plain JavaScript in dist/ with esbuild (packages stay imports,
-// resolved from the project's node_modules), rebuilt whenever a source it was built from changed.
+// resolved from the project's node_modules, but undici: below), rebuilt whenever a source it was
+// built from changed.
 // Used by the launcher (bin/shoal.js: dist/cli.js) and, when shoal runs from its TypeScript sources,
 // by the parse pool (node/parse-pool.ts: dist/parse-worker.js, so a worker needs no loader).
 // Code split: what a command imports on demand (the daemon and libp2p for `start`, the local
@@ -14,7 +15,7 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 const DIST = join(ROOT, 'dist')
 const STAMP = join(DIST, 'build.json')
 /** The layout of dist/ (a stamp of another format is rebuilt). */
-const FORMAT = 4
+const FORMAT = 5
 /** What dist/ holds, built from these sources. */
 const ENTRIES = {
   cli: join(ROOT, 'node', 'cli.ts'),
@@ -23,6 +24,16 @@ const ENTRIES = {
   // libp2p needs are a module of their own, loaded first.
   polyfills: join(ROOT, 'node', 'polyfills.ts')
 }
+
+/**
+ * Packages left as imports: every dependency but undici, which is ~110 CommonJS files that Node's
+ * loader resolves, reads and wraps one by one (~60 ms of every start here); bundled, a start is
+ * ~30 ms shorter (BENCHMARKS.md §1). CommonJS code in a bundle calls `require` for Node's
+ * built-ins: the banner gives each output file one.
+ */
+const PKG = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'))
+const EXTERNAL = Object.keys(PKG.dependencies ?? {}).filter(d => d !== 'undici').flatMap(d => [d, `${d}/*`])
+const REQUIRE_BANNER = "import { createRequire as __shoalCreateRequire } from 'node:module'; const require = __shoalCreateRequire(import.meta.url);"
 
 /** A key of the given source files as they are now: path, size and modification time. */
 function keyOf (files) {
@@ -48,7 +59,8 @@ function current () {
 async function build () {
   const esbuild = await import('esbuild')
   const out = await esbuild.build({
-    entryPoints: ENTRIES, outdir: DIST, absWorkingDir: ROOT, bundle: true, packages: 'external', platform: 'node',
+    entryPoints: ENTRIES, outdir: DIST, absWorkingDir: ROOT, bundle: true, external: EXTERNAL, platform: 'node',
+    banner: { js: REQUIRE_BANNER },
     format: 'esm', splitting: true, chunkNames: 'chunks/[name]-[hash]', target: 'node20', write: false, metafile: true, logLevel: 'silent', sourcemap: 'linked'
   })
   // This file too: what it builds is part of the build.
