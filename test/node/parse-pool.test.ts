@@ -49,9 +49,6 @@ describe('parse pool', () => {
     const gc = runInNewContext('gc') as () => void
     const pool = new ParsePool(1)
     await pool.start()
-    const warnings: string[] = []
-    const onWarning = (w: Error): void => { warnings.push(w.message) }
-    process.on('warning', onWarning)
     try {
       const html = (i: number): Buffer => Buffer.from(`<a href="/a${i}">a</a>`)
       const reloads: number[] = []
@@ -81,7 +78,6 @@ describe('parse pool', () => {
       assert.deepEqual((await Promise.all(before)).map(p => p.links), [0, 1, 2, 3].map(i => [`http://a.test/a${i}`]))
       assert.deepEqual(reloads, [0, 2])
     } finally {
-      process.off('warning', onWarning)
       await pool.stop()
     }
   })
