@@ -273,6 +273,14 @@ export class Fetcher {
     }
   }
 
+  /**
+   * The result of a fetch of `url` that failed for a reason of shoal's own, not the server's (a bug,
+   * a storage error): retried like a network failure, then failed with `error`.
+   */
+  failure (url: string, attempts: number, error: string): FetchResult {
+    return this.retryOrFail({ url, outcome: 'failed', fetchedAt: this.clock.now(), wireBytes: 0 }, attempts, error, undefined, 'failed')
+  }
+
   private retryOrFail (result: FetchResult, attempts: number, error: string, retryAfter: number | undefined, final: FetchOutcome): FetchResult {
     result.error = error
     if (attempts >= this.maxRetries) {

@@ -14,6 +14,7 @@ import { normalizeUrl } from './normalize.js'
 import type { ParseOptions } from './parser.js'
 import { ParsePool } from './parse-pool.js'
 import { Robots } from './robots.js'
+import { disallowAll } from './robots-txt.js'
 import { hostKeyFast, isPrivateHostKey, ownAll, Router, type LinkTransport, type Ownership } from './router.js'
 import { Scope } from './scope.js'
 import type { Clock, HttpClient, Link, ParsedPage, RecordStatus, UrlRecord } from './types.js'
@@ -312,10 +313,14 @@ export class Peer {
     while (this.running) {
       const lease = await this.frontier.take()
       if (lease == null) return
+      // Whether the lease was handed on (released, retried or queued for processing): past that,
+      // an error is not this lease's to recover.
+      let handedOn = false
       try {
         if (lease.kind === 'robots') {
           const rules = await this.robots.fetch(lease.host, lease.origin, signal)
           if (!this.running) return
+          handedOn = true
           this.frontier.releaseRobots(lease, rules)
           continue
         }
@@ -330,6 +335,7 @@ export class Peer {
         })
         // Shutting down: an aborted fetch is not a failure of the URL; it stays queued on disk.
         if (!this.running) return
+        handedOn = true
         this.frontier.fetched(lease)
         if (result.outcome === 'retry') {
           this.frontier.retry(lease, result.retryAt ?? this.clock.now())
@@ -338,8 +344,33 @@ export class Peer {
         await this.pages.put({ lease, result, previous })
       } catch (err: any) {
         if (!this.running) return
-        log.extend('error')('fetch loop: %s %s', lease.entry.url, err.stack ?? err.message)
+        log.extend('error')('fetch loop: %s %s', lease.kind === 'robots' ? `robots.txt of ${lease.host}` : lease.entry.url, err.stack ?? err.message)
+        if (!handedOn) await this.recover(lease, `internal error: ${String(err?.message ?? err)}`)
       }
+    }
+  }
+
+  /**
+   * A lease whose fetch threw — a bug or a storage error, not the server's answer — is not left
+   * held (the crawl would never be idle): its host's robots.txt counts as unavailable, as when its
+   * server fails (RFC 9309: disallow everything); its page is fetched again like after a network
+   * failure (`maxRetries`), then recorded as failed with the error.
+   */
+  private async recover (lease: Lease, error: string): Promise<void> {
+    try {
+      if (lease.kind === 'robots') {
+        this.frontier.releaseRobots(lease, disallowAll)
+        return
+      }
+      const result = this.fetcher.failure(lease.entry.url, lease.attempts, error)
+      this.frontier.fetched(lease)
+      if (result.outcome === 'retry') {
+        this.frontier.retry(lease, result.retryAt ?? this.clock.now())
+        return
+      }
+      await this.pages.put({ lease, result })
+    } catch (err: any) {
+      if (this.running) log.extend('error')('recovering %s: %s', lease.kind === 'robots' ? lease.host : lease.entry.url, err.message)
     }
   }
 
