@@ -5,7 +5,7 @@
  *   node --import tsx bench/single-peer.ts [--pages 20000] [--profile large|small] [--runs 3]
  *        [--tools shoal,wget,crawlee] [--seed 1] [--hosts 1] [--timeout 1800]
  *        [--crawlee-concurrency 64] [--crawlee-args='--header-generator']
- *        [--shoal-host-concurrency 64] [--shoal-args='…'] [--no-cache] [--out FILE]
+ *        [--shoal-host-concurrency 64] [--shoal-args='…'] [--no-cache] [--warmup 2000] [--out FILE]
  *
  * The synthetic web (sim/web.ts) runs in this process on 127.0.0.1; each tool runs as its own child
  * process, one after the other, in the same order every run (shoal, wget, crawlee, shoal, wget, …),
@@ -15,11 +15,17 @@
  * and duplicate fetches. Prints medians and shoal/other ratios, and writes everything to
  * bench/results/single-peer-<profile>.json.
  *
+ * Before the first run the server answers `--warmup` of the site's pages (8 at a time, this
+ * process's own client): V8 compiles the server's code on its first few thousand requests, and
+ * without this the tool that crawls first in the first run pays for it (it was often that run's
+ * slowest).
+ *
  * A tool that is missing or fails is reported (with the tail of its stderr) and skipped; the others
  * go on. Crawlee lives in bench/'s own package: `npm ci --prefix bench` first.
  */
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import http from 'node:http'
 import { cpus, freemem, loadavg, release, tmpdir, totalmem } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -50,6 +56,7 @@ interface Options {
   shoalHostConcurrency: number
   shoalArgs: string[]
   cache: boolean
+  warmup: number
   out: string
 }
 
@@ -138,6 +145,7 @@ function parseOptions (argv: string[]): Options {
       'shoal-host-concurrency': { type: 'string', default: '64' },
       'shoal-args': { type: 'string', default: '' },
       'no-cache': { type: 'boolean', default: false },
+      warmup: { type: 'string', default: '2000' },
       out: { type: 'string' },
       help: { type: 'boolean', default: false }
     },
@@ -169,7 +177,27 @@ function parseOptions (argv: string[]): Options {
     shoalHostConcurrency: int('shoal-host-concurrency', values['shoal-host-concurrency'], 1),
     shoalArgs: values['shoal-args'].split(' ').filter(a => a !== ''),
     cache: !values['no-cache'],
+    warmup: int('warmup', values.warmup, 0),
     out: values.out ?? join(BENCH_DIR, 'results', `single-peer-${profile}.json`)
+  }
+}
+
+/** GET each URL (8 at a time, kept-alive connections) and read its body: the server's code warms up. */
+async function warmServer (urls: string[]): Promise<void> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 8 })
+  let next = 0
+  const loop = async (): Promise<void> => {
+    while (next < urls.length) {
+      const url = urls[next++]
+      await new Promise<void>((resolve, reject) => {
+        http.get(url, { agent }, (res) => { res.resume(); res.on('end', resolve); res.on('error', reject) }).on('error', reject)
+      })
+    }
+  }
+  try {
+    await Promise.all(Array.from({ length: 8 }, loop))
+  } finally {
+    agent.destroy()
   }
 }
 
@@ -387,6 +415,12 @@ export async function main (argv: string[]): Promise<number> {
   log(`site ready in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${expected.length} pages, ` +
     `${(siteBytes / MiB).toFixed(0)} MiB, ${(siteBytes / expected.length / 1024).toFixed(1)} KiB and ` +
     `${(siteLinks / expected.length).toFixed(0)} links a page; root ${web.rootUrls.join(' ')}`)
+
+  if (opts.warmup > 0) {
+    const t1 = performance.now()
+    await warmServer(expected.slice(0, opts.warmup))
+    log(`server warmed up: ${Math.min(opts.warmup, expected.length)} pages in ${((performance.now() - t1) / 1000).toFixed(1)} s`)
+  }
 
   const records: RunRecord[] = []
   const failed = new Set<ToolName>()
