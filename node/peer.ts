@@ -336,12 +336,7 @@ export class Peer {
         // Shutting down: an aborted fetch is not a failure of the URL; it stays queued on disk.
         if (!this.running) return
         handedOn = true
-        this.frontier.fetched(lease)
-        if (result.outcome === 'retry') {
-          this.frontier.retry(lease, result.retryAt ?? this.clock.now())
-          continue
-        }
-        await this.pages.put({ lease, result, previous })
+        await this.handOn(lease, result, previous)
       } catch (err: any) {
         if (!this.running) return
         log.extend('error')('fetch loop: %s %s', lease.kind === 'robots' ? `robots.txt of ${lease.host}` : lease.entry.url, err.stack ?? err.message)
@@ -362,16 +357,20 @@ export class Peer {
         this.frontier.releaseRobots(lease, disallowAll)
         return
       }
-      const result = this.fetcher.failure(lease.entry.url, lease.attempts, error)
-      this.frontier.fetched(lease)
-      if (result.outcome === 'retry') {
-        this.frontier.retry(lease, result.retryAt ?? this.clock.now())
-        return
-      }
-      await this.pages.put({ lease, result })
+      await this.handOn(lease, this.fetcher.failure(lease.entry.url, lease.attempts, error))
     } catch (err: any) {
       if (this.running) log.extend('error')('recovering %s: %s', lease.kind === 'robots' ? lease.host : lease.entry.url, err.message)
     }
+  }
+
+  /** A page's request is over: free its host's slot, then fetch it again later or queue it for processing. */
+  private async handOn (lease: Lease, result: FetchResult, previous?: UrlRecord): Promise<void> {
+    this.frontier.fetched(lease)
+    if (result.outcome === 'retry') {
+      this.frontier.retry(lease, result.retryAt ?? this.clock.now())
+      return
+    }
+    await this.pages.put({ lease, result, previous })
   }
 
   private async processLoop (): Promise<void> {
